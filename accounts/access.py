@@ -1,0 +1,52 @@
+"""Role checks for views of the tenant area, and tenant-aware URL reversing.
+
+Membership itself is checked by TenantMiddleware; these decorators add the role on top. A member without
+the role gets 403 (they know the page exists), an outsider never gets this far (404).
+"""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+from django.urls import reverse
+
+from accounts.models import Membership, Tenant
+
+
+def member_required(view: Callable) -> Callable:
+    """The view runs only inside a tenant the user belongs to."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if getattr(request, "membership", None) is None:
+            raise Http404("Not a tenant page.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def admin_required(view: Callable) -> Callable:
+    """Owners and admins only; other members get 403."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        membership: Membership | None = getattr(request, "membership", None)
+        if membership is None:
+            raise Http404("Not a tenant page.")
+        if not membership.is_admin:
+            raise PermissionDenied("Only admins of this workspace can open this page.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def require_customer_writer(membership: Membership) -> None:
+    """Light agents may not send anything to customers."""
+    if not membership.can_write_to_customers:
+        raise PermissionDenied("Light agents can write internal notes only.")
+
+
+def tenant_reverse(tenant: Tenant, viewname: str, *args, **kwargs) -> str:
+    """reverse() for a URL of the tenant area."""
+    return reverse(viewname, args=args or None, kwargs={"tenant_slug": tenant.slug, **kwargs})
