@@ -2,6 +2,10 @@
 
 Membership itself is checked by TenantMiddleware; these decorators add the role on top. A member without
 the role gets 403 (they know the page exists), an outsider never gets this far (404).
+
+Each decorator marks its wrapper with `required_role` ("member" or "admin"). functools.wraps copies the
+attribute through outer decorators such as require_POST, so tests can walk the URL patterns and check
+every admin page without a hand-kept list.
 """
 
 from collections.abc import Callable
@@ -23,6 +27,8 @@ def member_required(view: Callable) -> Callable:
             raise Http404("Not a tenant page.")
         return view(request, *args, **kwargs)
 
+    if getattr(wrapper, "required_role", None) != "admin":  # never downgrade an inner admin_required
+        wrapper.required_role = "member"  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -38,6 +44,7 @@ def admin_required(view: Callable) -> Callable:
             raise PermissionDenied("Only admins of this workspace can open this page.")
         return view(request, *args, **kwargs)
 
+    wrapper.required_role = "admin"  # type: ignore[attr-defined]
     return wrapper
 
 

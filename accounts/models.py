@@ -13,8 +13,7 @@ from django.utils import timezone
 
 # Slugs that would shadow the app's own top-level URLs.
 RESERVED_SLUGS = frozenset(
-    "accounts admin api healthz readyz invite login logout oauth signup static media password-reset "
-    "www mail help about".split()
+    ["accounts", "admin", "api", "healthz", "readyz", "invite", "login", "logout", "oauth", "signup", "static", "media", "password-reset", "www", "mail", "help", "about"]
 )
 slug_validator = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$",

@@ -26,7 +26,7 @@ SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG and not env.bool("HELPDESK_TESTING", default=False):
         raise RuntimeError("SECRET_KEY is not set. Put a long random value in .env (see .env.example).")
-    SECRET_KEY = "insecure-development-key-only-for-debug-and-tests"  # noqa: S105
+    SECRET_KEY = "insecure-development-key-only-for-debug-and-tests"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -115,6 +115,8 @@ PASSWORD_HASHERS = env.list(
         "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     ],
 )
+# Fernet keys for credentials at rest (comma-separated; first encrypts, all decrypt). See mailboxes/vault.py.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 INVITATION_MAX_AGE_DAYS = env.int("INVITATION_MAX_AGE_DAYS", default=7)
 
 # Brute-force protection (django-axes): lock a username+IP pair after N failures for a cool-off period.

@@ -1,0 +1,370 @@
+"""Tickets and what hangs off them: queues, messages (the thread), attachments, contacts and customers."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Membership, Tenant
+
+
+class TenantQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant):
+        return self.filter(tenant=tenant)
+
+
+class Customer(models.Model):
+    """A company the tenant supports; its contacts are found by address, then by the customer's domains."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="customers")
+    name = models.CharField(max_length=200)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="customer_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerDomain(models.Model):
+    """An email domain that belongs to a customer (used to link new contacts)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253)
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "domain"], name="customerdomain_unique")]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def save(self, *args, **kwargs):
+        self.domain = self.domain.strip().lower().lstrip("@")
+        super().save(*args, **kwargs)
+
+
+class Contact(models.Model):
+    """A person who writes to the tenant, known by email address."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contacts")
+    email = models.EmailField(max_length=320)
+    name = models.CharField(max_length=200, blank=True)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="contacts"
+    )
+    phone = models.CharField(max_length=40, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="contact_unique_email")]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else ""
+
+    @property
+    def domain(self) -> str:
+        return self.email.rsplit("@", 1)[-1].lower()
+
+
+class RoutingMode(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    ROUND_ROBIN = "round_robin", "Round robin"
+    FEWEST_OPEN = "fewest_open", "Fewest open tickets"
+
+
+class Queue(models.Model):
+    """A line of work: tickets land in one, and its members work them."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="queues")
+    name = models.CharField(max_length=120)
+    default_mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    members = models.ManyToManyField(Membership, blank=True, related_name="queues")
+    restricted = models.BooleanField(
+        default=False, help_text="Only its members (and admins) see its tickets."
+    )
+    routing = models.CharField(max_length=16, choices=RoutingMode.choices, default=RoutingMode.MANUAL)
+    away_timeout_minutes = models.PositiveIntegerField(
+        default=0, help_text="0: keep tickets with an away agent."
+    )
+    replies_first = models.BooleanField(default=False, help_text="Sort customer replies above new tickets.")
+    last_assigned = models.ForeignKey(
+        Membership, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="queue_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=60)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="tag_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Status(models.TextChoices):
+    NEW = "new", "New"
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending"
+    SOLVED = "solved", "Solved"
+    CLOSED = "closed", "Closed"
+
+
+OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING)
+
+
+class Priority(models.IntegerChoices):
+    LOW = 1, "Low"
+    NORMAL = 2, "Normal"
+    HIGH = 3, "High"
+    URGENT = 4, "Urgent"
+
+
+class TicketQuerySet(TenantQuerySet):
+    def open(self):
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def visible_to(self, membership: Membership):
+        """Tickets of the member's tenant in queues and mailboxes they may see."""
+        qs = self.for_tenant(membership.tenant)
+        if membership.is_admin:
+            return qs
+        from mailboxes.models import Mailbox
+
+        queue_ok = Q(queue__isnull=True) | Q(queue__restricted=False) | Q(queue__members=membership)
+        mailboxes = Mailbox.objects.visible_to(membership).values("pk")
+        mailbox_ok = Q(mailbox__isnull=True) | Q(mailbox__in=mailboxes)
+        return qs.filter(queue_ok & mailbox_ok).distinct()
+
+
+def new_reply_token() -> str:
+    return secrets.token_hex(8)
+
+
+class Ticket(models.Model):
+    """A customer's request and its whole conversation."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="tickets")
+    number = models.PositiveIntegerField()
+    title = models.CharField(max_length=998)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_tickets",
+    )
+    requester = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    tags = models.ManyToManyField(Tag, blank=True, related_name="tickets")
+    participants = models.ManyToManyField(Contact, through="Participant", related_name="participating_in")
+    reply_token = models.CharField(max_length=32, default=new_reply_token, editable=False)
+    related_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    last_message_at = models.DateTimeField(default=timezone.now)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    last_message_inbound = models.BooleanField(default=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    solved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    close_reason = models.CharField(max_length=120, blank=True)
+
+    objects = TicketQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_message_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "number"], name="ticket_unique_number")]
+        indexes = [
+            models.Index(fields=["tenant", "status", "-last_message_at", "-id"]),
+            models.Index(fields=["tenant", "assignee", "status"]),
+            models.Index(fields=["tenant", "queue", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        from accounts.access import tenant_reverse
+
+        return tenant_reverse(self.tenant, "tickets:detail", self.number)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def reference(self) -> str:
+        """The token customers see in subjects, e.g. ACME-1042."""
+        return f"{self.tenant.slug.upper()}-{self.number}"
+
+
+class TicketCounter(models.Model):
+    """Per-tenant ticket numbers without gaps from races: one row locked by UPDATE ... RETURNING."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    last_number = models.PositiveIntegerField(default=1000)
+
+    @classmethod
+    def next_number(cls, tenant: Tenant) -> int:
+        """The next number; call inside the transaction that creates the ticket (the row stays locked)."""
+        cls.objects.get_or_create(tenant=tenant)
+        cls.objects.filter(tenant=tenant).update(last_number=F("last_number") + 1)
+        return cls.objects.values_list("last_number", flat=True).get(tenant=tenant)
+
+
+class Participant(models.Model):
+    """A contact taking part in a ticket (sender or copied): only participants thread into it."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ticket", "contact"], name="participant_unique")]
+
+
+class MessageKind(models.TextChoices):
+    INBOUND = "inbound", "Inbound email"
+    OUTBOUND = "outbound", "Outbound email"
+    NOTE = "note", "Internal note"
+    AUTOMATIC = "automatic", "Automatic mail"
+
+
+class MessageQuerySet(TenantQuerySet):
+    pass
+
+
+class Message(models.Model):
+    """One entry of a ticket's thread."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    kind = models.CharField(max_length=10, choices=MessageKind.choices)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    from_addr = models.CharField(max_length=320, blank=True)
+    from_name = models.CharField(max_length=200, blank=True)
+    to = models.JSONField(default=list, blank=True)
+    cc = models.JSONField(default=list, blank=True)
+    bcc = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True, help_text="Sanitised HTML; remote images blocked until asked.")
+    message_id = models.CharField(max_length=998, blank=True, db_index=True)
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = models.JSONField(default=list, blank=True)
+    threading_signal = models.CharField(max_length=32, blank=True)
+    inbound = models.ForeignKey(
+        "mailboxes.InboundMessage", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sent_date = models.DateTimeField(null=True, blank=True, help_text="The Date header of an email.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["tenant", "message_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.ticket_id}"
+
+    @property
+    def is_internal(self) -> bool:
+        return self.kind == MessageKind.NOTE
+
+
+class Attachment(models.Model):
+    """A file of a message, kept in object storage under its content hash."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=255)
+    content_id = models.CharField(max_length=255, blank=True)
+    is_inline = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class TicketEvent(models.Model):
+    """The ticket's history: who changed what, when."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    field = models.CharField(max_length=40)
+    old = models.CharField(max_length=255, blank=True)
+    new = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
