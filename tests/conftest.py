@@ -4,6 +4,8 @@ import pytest
 
 from accounts.models import Membership, Role, Tenant, User
 
+pytest_plugins = ["tests.rig.plugin"]
+
 PASSWORD = "correct-horse-battery"
 
 
