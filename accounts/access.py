@@ -55,5 +55,8 @@ def require_customer_writer(membership: Membership) -> None:
 
 
 def tenant_reverse(tenant: Tenant, viewname: str, *args, **kwargs) -> str:
-    """reverse() for a URL of the tenant area."""
-    return reverse(viewname, args=args or None, kwargs={"tenant_slug": tenant.slug, **kwargs})
+    """reverse() for a URL of the tenant area, with positional or keyword arguments after the slug."""
+    if args:
+        # reverse() refuses to mix args and kwargs; the slug is the first parameter of every tenant URL.
+        return reverse(viewname, args=[tenant.slug, *args])
+    return reverse(viewname, kwargs={"tenant_slug": tenant.slug, **kwargs})

@@ -12,6 +12,8 @@ def shell(request: HttpRequest) -> dict:
         return {}
 
     def workspaces():
-        return list(Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name"))
+        return list(
+            Membership.objects.filter(user=request.user).select_related("tenant").order_by("tenant__name")
+        )
 
     return {"workspaces": workspaces}

@@ -1,5 +1,7 @@
 """Changing roles and removing members, with the rules that keep a workspace manageable."""
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -40,3 +42,42 @@ def remove_member(actor: Membership, target: Membership) -> None:
     _check_may_manage(actor, target)
     _check_not_last_owner(target)
     target.delete()
+
+
+def may_manage(actor: Membership, target: Membership) -> bool:
+    """Whether `actor` may change `target`'s role or remove them (the page shows controls only then)."""
+    try:
+        _check_may_manage(actor, target)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def role_choices_for(actor: Membership) -> list[tuple[str, str]]:
+    """The roles `actor` may hand out: only owners see the owner role."""
+    return [(value, label) for value, label in Role.choices if value != Role.OWNER or actor.is_owner]
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One line of the members page: the membership and what the viewer may do with it."""
+
+    membership: Membership
+    is_you: bool
+    can_manage: bool
+    is_last_owner: bool
+
+
+def member_rows(actor: Membership) -> list[MemberRow]:
+    """Every member of `actor`'s tenant with the controls `actor` gets for them (two queries)."""
+    memberships = list(Membership.objects.for_tenant(actor.tenant).select_related("user"))
+    owners = sum(1 for m in memberships if m.is_owner)
+    return [
+        MemberRow(
+            membership=m,
+            is_you=m.user_id == actor.user_id,
+            can_manage=may_manage(actor, m),
+            is_last_owner=m.is_owner and owners <= 1,
+        )
+        for m in memberships
+    ]

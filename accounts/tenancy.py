@@ -15,7 +15,9 @@ def suggest_slug(name: str) -> str:
 
 
 @transaction.atomic
-def create_tenant(*, name: str, slug: str, owner: User, timezone: str = "UTC", language: str = "en") -> Tenant:
+def create_tenant(
+    *, name: str, slug: str, owner: User, timezone: str = "UTC", language: str = "en"
+) -> Tenant:
     """A new tenant with `owner` as its owner; TenantExists if the slug is taken or reserved."""
     if slug in RESERVED_SLUGS:
         raise TenantExists(f"The address “{slug}” is reserved. Choose another one.")

@@ -8,5 +8,5 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def turl(context, viewname: str, *args) -> str:
-    return tenant_reverse(context["request"].tenant, viewname, *args)
+def turl(context, viewname: str, *args, **kwargs) -> str:
+    return tenant_reverse(context["request"].tenant, viewname, *args, **kwargs)
