@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "axes",
     "accounts",
     "mailboxes",
@@ -73,6 +74,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context.shell",
+                "mailboxes.context.reconnect_banner",
             ],
             "builtins": ["accounts.templatetags.tenant_urls"],
         },
@@ -160,7 +162,13 @@ SECURE_CSP = {
 
 # --- internationalisation -----------------------------------------------------------------------------------
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
-LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français"), ("es", "Español"), ("nl", "Nederlands")]
+LANGUAGES = [
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("fr", "Français"),
+    ("es", "Español"),
+    ("nl", "Nederlands"),
+]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -226,7 +234,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 elif CELERY_BROKER_URL.startswith("redis"):
     # A task that is not acknowledged within this time is handed to another worker (acks_late tasks).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
@@ -265,3 +275,86 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# --- mailboxes / OAuth providers ----------------------------------------------------------------------------
+# Admin-entered mail hosts that resolve to loopback/private/link-local addresses are refused unless this is on
+# (or the mailbox's own "allow private hosts" flag, set by ops through `add_mailbox --allow-private-hosts`).
+MAILBOX_ALLOW_PRIVATE_HOSTS = env.bool("MAILBOX_ALLOW_PRIVATE_HOSTS", default=False)
+# Extra CA bundle trusted for IMAP/SMTP TLS on top of the system store (a company CA; the test rig's CA).
+MAILBOX_CA_FILE = env.str("MAILBOX_CA_FILE", default="")
+MAILBOX_EHLO_HOSTNAME = env.str("MAILBOX_EHLO_HOSTNAME", default="") or (
+    SITE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
+)
+# Nameservers for autodiscovery (MX/SRV) and for resolving admin-entered hosts; empty = the system's.
+DNS_RESOLVER_NAMESERVERS = env.list("DNS_RESOLVER_NAMESERVERS", default=[])
+DNS_RESOLVER_PORT = env.int("DNS_RESOLVER_PORT", default=53)
+DNS_RESOLVER_TIMEOUT = env.float("DNS_RESOLVER_TIMEOUT", default=3.0)
+# The one redirect URI registered at Microsoft and Google for every tenant.
+OAUTH_REDIRECT_URI = env.str("OAUTH_REDIRECT_URI", default=f"{SITE_URL}/oauth/callback/")
+OAUTH_REFRESH_MARGIN_SECONDS = env.int("OAUTH_REFRESH_MARGIN_SECONDS", default=300)
+OAUTH_HTTP_TIMEOUT = env.float("OAUTH_HTTP_TIMEOUT", default=15.0)
+_ms_tenant = env.str("MICROSOFT_OAUTH_TENANT", default="common")
+_ms_login = f"https://login.microsoftonline.com/{_ms_tenant}/oauth2/v2.0"
+OAUTH_PROVIDERS = {
+    "microsoft": {
+        "client_id": env.str("MICROSOFT_OAUTH_CLIENT_ID", default=""),
+        "client_secret": env.str("MICROSOFT_OAUTH_CLIENT_SECRET", default=""),
+        "authorize_url": env.str("MICROSOFT_OAUTH_AUTHORIZE_URL", default=f"{_ms_login}/authorize"),
+        "token_url": env.str("MICROSOFT_OAUTH_TOKEN_URL", default=f"{_ms_login}/token"),
+        # The ID token carries the address; Graph's userinfo needs a Graph token, which we do not ask for.
+        "userinfo_url": env.str("MICROSOFT_OAUTH_USERINFO_URL", default=""),
+        "revocation_url": env.str("MICROSOFT_OAUTH_REVOCATION_URL", default=""),  # Microsoft has none
+        "scopes": env.list(
+            "MICROSOFT_OAUTH_SCOPES",
+            default=[
+                "https://outlook.office.com/IMAP.AccessAsUser.All",
+                "https://outlook.office.com/SMTP.Send",
+                "offline_access",
+                "openid",
+                "email",
+            ],
+        ),
+        "authorize_params": {"prompt": "select_account"},
+        "imap_host": env.str("MICROSOFT_IMAP_HOST", default="outlook.office365.com"),
+        "imap_port": env.int("MICROSOFT_IMAP_PORT", default=993),
+        "imap_security": env.str("MICROSOFT_IMAP_SECURITY", default="ssl"),
+        "smtp_host": env.str("MICROSOFT_SMTP_HOST", default="smtp.office365.com"),
+        "smtp_port": env.int("MICROSOFT_SMTP_PORT", default=587),
+        "smtp_security": env.str("MICROSOFT_SMTP_SECURITY", default="starttls"),
+    },
+    "google": {
+        "client_id": env.str("GOOGLE_OAUTH_CLIENT_ID", default=""),
+        "client_secret": env.str("GOOGLE_OAUTH_CLIENT_SECRET", default=""),
+        "authorize_url": env.str(
+            "GOOGLE_OAUTH_AUTHORIZE_URL", default="https://accounts.google.com/o/oauth2/v2/auth"
+        ),
+        "token_url": env.str("GOOGLE_OAUTH_TOKEN_URL", default="https://oauth2.googleapis.com/token"),
+        "userinfo_url": env.str(
+            "GOOGLE_OAUTH_USERINFO_URL", default="https://openidconnect.googleapis.com/v1/userinfo"
+        ),
+        "revocation_url": env.str(
+            "GOOGLE_OAUTH_REVOCATION_URL", default="https://oauth2.googleapis.com/revoke"
+        ),
+        "scopes": env.list("GOOGLE_OAUTH_SCOPES", default=["https://mail.google.com/", "openid", "email"]),
+        # Google hands out a refresh token only with offline access and (on a repeated connect) fresh consent.
+        "authorize_params": {"prompt": "select_account consent", "access_type": "offline"},
+        "imap_host": env.str("GOOGLE_IMAP_HOST", default="imap.gmail.com"),
+        "imap_port": env.int("GOOGLE_IMAP_PORT", default=993),
+        "imap_security": env.str("GOOGLE_IMAP_SECURITY", default="ssl"),
+        "smtp_host": env.str("GOOGLE_SMTP_HOST", default="smtp.gmail.com"),
+        "smtp_port": env.int("GOOGLE_SMTP_PORT", default=465),
+        "smtp_security": env.str("GOOGLE_SMTP_SECURITY", default="ssl"),
+    },
+}
+# "Connect with Microsoft/Google" is a form POST answered by a redirect to the provider: CSP's form-action
+# covers that redirect, so the providers' sign-in origins must be allowed there.
+SECURE_CSP["form-action"] = [
+    *SECURE_CSP["form-action"],
+    *sorted(
+        {
+            "/".join(p["authorize_url"].split("/", 3)[:3])
+            for p in OAUTH_PROVIDERS.values()
+            if p["authorize_url"]
+        }
+    ),
+]

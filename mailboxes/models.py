@@ -114,13 +114,24 @@ class Mailbox(models.Model):
         default=False, help_text="Set by ops (CLI) for servers on a private network."
     )
     connect_timeout = models.PositiveIntegerField(
-        default=20, validators=[MinValueValidator(1), MaxValueValidator(300)]
+        "connection timeout (seconds)", default=20, validators=[MinValueValidator(1), MaxValueValidator(300)]
+    )
+    auth_timeout = models.PositiveIntegerField(
+        "sign-in timeout (seconds)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(600)],
+        help_text="How long to wait for answers once connected (greeting, sign-in, commands).",
     )
     # --- OAuth
     oauth_access_token = EncryptedTextField(blank=True, default="")
     oauth_refresh_token = EncryptedTextField(blank=True, default="")
     oauth_expires_at = models.DateTimeField(null=True, blank=True)
     oauth_scope = models.TextField(blank=True)
+    # Claimed with a conditional UPDATE by the one worker that refreshes the token (see oauth.access_token).
+    oauth_refresh_lease_until = models.DateTimeField(null=True, blank=True)
+    reconnect_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When admins were emailed that this mailbox needs reconnecting."
+    )
     # --- folders
     folder_inbox = models.CharField(max_length=255, default="INBOX")
     folder_sent = models.CharField(max_length=255, blank=True)
@@ -128,6 +139,9 @@ class Mailbox(models.Model):
     folder_trash = models.CharField(max_length=255, blank=True)
     folder_archive = models.CharField(max_length=255, blank=True)
     extra_folders = models.JSONField(default=list, blank=True, help_text="More folders to import from.")
+    detected_folders = models.JSONField(
+        default=list, blank=True, help_text="Folder names found on the server by the last connection test."
+    )
     save_to_sent = models.BooleanField(
         default=True,
         help_text="Append sent replies to the Sent folder (skipped for Gmail and Microsoft 365).",
@@ -197,6 +211,11 @@ class Mailbox(models.Model):
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
 
+    def get_absolute_url(self) -> str:
+        from accounts.access import tenant_reverse
+
+        return tenant_reverse(self.tenant, "mailboxes:detail", self.pk)
+
     @property
     def is_oauth(self) -> bool:
         return self.auth_method == AuthMethod.OAUTH2
@@ -205,6 +224,10 @@ class Mailbox(models.Model):
     def provider_saves_sent(self) -> bool:
         """Gmail and Microsoft 365 store submitted mail in Sent themselves; appending would duplicate it."""
         return self.provider in (Provider.GOOGLE, Provider.MICROSOFT)
+
+    @property
+    def imap_login(self) -> tuple[str, str]:
+        return self.imap_username or self.email, self.imap_password
 
     @property
     def smtp_login(self) -> tuple[str, str]:
@@ -221,6 +244,34 @@ class Mailbox(models.Model):
 
     def token_expires_soon(self, margin: timedelta = timedelta(minutes=5)) -> bool:
         return self.oauth_expires_at is None or self.oauth_expires_at - margin <= timezone.now()
+
+    #: Fields whose change means the account must be tested again.
+    CONNECTION_FIELDS = (
+        "email",
+        "auth_method",
+        "imap_host",
+        "imap_port",
+        "imap_security",
+        "imap_username",
+        "imap_password",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "smtp_same_credentials",
+        "smtp_username",
+        "smtp_password",
+        "allow_self_signed",
+        "connect_timeout",
+        "auth_timeout",
+    )
+
+    @property
+    def is_disabled(self) -> bool:
+        return not self.is_active or self.health == Health.DISABLED
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2].lower()
 
 
 class SenderNameFormat(models.TextChoices):
@@ -409,6 +460,25 @@ class OutboundEmail(models.Model):
     error_advice = models.TextField(blank=True)
     raw_key = models.CharField(max_length=255, blank=True)
     size = models.PositiveIntegerField(default=0)
+    # --- content, fixed when the row is written (the .eml is built from it on the first attempt)
+    reply_to = models.CharField(max_length=998, blank=True)
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    attachment_refs = models.JSONField(
+        default=list, blank=True, help_text="[{key, filename, content_type, size}] streamed from storage."
+    )
+    extra_headers = models.JSONField(default=dict, blank=True)
+    # --- delivery bookkeeping
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    first_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="Start of the 24 h retry window."
+    )
+    claim_token = models.CharField(max_length=32, blank=True, help_text="Which sender run holds the row.")
+    data_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The end of the message went to the server: a crash after this is uncertain.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -442,3 +512,74 @@ class AutoReplyLog(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["mailbox", "sender", "day"], name="autoreply_once_a_day")
         ]
+
+
+class TestStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting to start"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
+class ConnectionTest(models.Model):
+    """One run of the connection test of a mailbox: IMAP and SMTP steps with their results in plain words."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="connection_tests")
+    status = models.CharField(max_length=10, choices=TestStatus.choices, default=TestStatus.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=40, blank=True)  # created | changed | button | cli | reconnected
+    also_send_to = models.EmailField(blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    message = models.TextField(blank=True)
+    advice = models.TextField(blank=True)
+    outbound = models.ForeignKey(
+        OutboundEmail, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"Connection test {self.pk} of {self.mailbox_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (TestStatus.PASSED, TestStatus.FAILED)
+
+    @property
+    def is_stale(self) -> bool:
+        """Still waiting a minute after it was queued: no worker seems to be running."""
+        return self.status == TestStatus.QUEUED and self.created_at < timezone.now() - timedelta(minutes=1)
+
+
+class OAuthApp(models.Model):
+    """A tenant's own OAuth app at Microsoft or Google, used instead of the deployment's (optional)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="oauth_apps")
+    provider = models.CharField(
+        max_length=16, choices=[(Provider.MICROSOFT, "Microsoft"), (Provider.GOOGLE, "Google")]
+    )
+    client_id = models.CharField(max_length=255)
+    client_secret = EncryptedTextField(blank=True, default="")
+    directory = models.CharField(
+        "Microsoft directory (tenant) ID",
+        max_length=100,
+        blank=True,
+        help_text="Only for Microsoft: your directory ID instead of “common”.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "provider"], name="oauthapp_one_per_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} app of {self.tenant}"

@@ -1,4 +1,10 @@
 """The OAuth redirect URI is one fixed URL for all tenants (providers need it registered); `state` carries the rest."""
 
+from django.urls import path
+
+from mailboxes import views
+
 app_name = "oauth"
-urlpatterns: list = []
+urlpatterns = [
+    path("callback/", views.callback, name="callback"),
+]

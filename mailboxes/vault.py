@@ -12,6 +12,7 @@ from functools import cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 
 PREFIX = "fernet:"
 
@@ -55,8 +56,19 @@ class Secret(str):
         return "Secret('********')" if self else "Secret('')"
 
 
+class SecretAttribute(DeferredAttribute):
+    """Wraps every value assigned to the field in Secret, so even a freshly set password never shows in a repr."""
+
+    def __set__(self, instance, value):
+        if isinstance(value, str) and not isinstance(value, Secret):
+            value = Secret(value)
+        instance.__dict__[self.field.attname] = value
+
+
 class EncryptedTextField(models.TextField):
     """A text column holding ciphertext; Python code sees the plain value (as a Secret)."""
+
+    descriptor_class = SecretAttribute
 
     def from_db_value(self, value, expression, connection):
         if value in (None, ""):

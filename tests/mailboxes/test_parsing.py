@@ -231,9 +231,14 @@ def test_corpus_message_loses_no_mime_leaf(path):
     """Every non-body leaf is an attachment with the reference decoder's bytes; every other leaf
     is body text; message/* parts are kept and re-parse to the same leaves."""
     parsed = corpus_mail(path)
-    if any(d.startswith(REPAIRED_HEADERS) for d in parsed.defects):
-        pytest.skip("broken top-level headers were repaired: the stdlib reference reads them differently")
     _root, leaves, messages = _reference(_raw(path))
+    if any(d.startswith(REPAIRED_HEADERS) for d in parsed.defects):
+        # The stdlib reads the unrepaired header block differently (often as one text body), so only
+        # the files it does find can be compared: each must be among ours, byte for byte.
+        ours = Counter(a.sha256 for a in parsed.attachments)
+        named = Counter(_sha(_leaf_bytes(leaf)) for leaf in leaves if leaf.get_filename())
+        assert not named - ours, "a named file of the reference decoder is missing"
+        return
 
     expected = Counter(_sha(_leaf_bytes(leaf)) for leaf in leaves)
     ours = [a for a in parsed.attachments if a.kind is not AttachmentKind.WINMAIL]
