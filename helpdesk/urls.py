@@ -6,6 +6,10 @@ tenant_patterns = [
     path("", include("tickets.urls")),
     path("", include("accounts.urls_tenant")),
     path("settings/", include("mailboxes.urls")),
+    path("settings/quarantine/", include("mailboxes.urls_quarantine")),
+    path("settings/", include("mailboxes.urls_outbound")),
+    path("settings/", include("tickets.urls_admin")),
+    path("reports/", include("tickets.urls_reports")),
 ]
 
 urlpatterns = [

@@ -3,6 +3,8 @@
 import secrets
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -160,6 +162,22 @@ class TicketQuerySet(TenantQuerySet):
     def open(self):
         return self.filter(status__in=OPEN_STATUSES)
 
+    def replies_first(self, *then: str):
+        """Customer replies to answered tickets above new tickets (`reply_rank` 0 vs 1), then `then`."""
+        customer_replied = Q(
+            status__in=OPEN_STATUSES, first_response_at__isnull=False, last_message_inbound=True
+        )
+        rank = models.Case(
+            models.When(customer_replied, then=0), default=1, output_field=models.IntegerField()
+        )
+        return self.annotate(reply_rank=rank).order_by("reply_rank", *(then or ("-last_message_at", "-id")))
+
+    def in_queue_order(self, queue: "Queue | None", *then: str):
+        """The order of a queue's list: replies first when the queue asks for it, else `then` alone."""
+        if queue is not None and queue.replies_first:
+            return self.replies_first(*then)
+        return self.order_by(*(then or ("-last_message_at", "-id")))
+
     def visible_to(self, membership: Membership):
         """Tickets of the member's tenant in queues and mailboxes they may see."""
         qs = self.for_tenant(membership.tenant)
@@ -167,10 +185,13 @@ class TicketQuerySet(TenantQuerySet):
             return qs
         from mailboxes.models import Mailbox
 
-        queue_ok = Q(queue__isnull=True) | Q(queue__restricted=False) | Q(queue__members=membership)
+        # Subqueries, not joins through the members table: no duplicate rows, so no DISTINCT, and list
+        # queries can aggregate and paginate on this queryset directly.
+        member_queues = Queue.objects.filter(members=membership).values("pk")
+        queue_ok = Q(queue__isnull=True) | Q(queue__restricted=False) | Q(queue__in=member_queues)
         mailboxes = Mailbox.objects.visible_to(membership).values("pk")
         mailbox_ok = Q(mailbox__isnull=True) | Q(mailbox__in=mailboxes)
-        return qs.filter(queue_ok & mailbox_ok).distinct()
+        return qs.filter(queue_ok & mailbox_ok)
 
 
 def new_reply_token() -> str:
@@ -218,6 +239,8 @@ class Ticket(models.Model):
     solved_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     close_reason = models.CharField(max_length=120, blank=True)
+    # Maintained by tickets.search.reindex() (PostgreSQL only; stays NULL on SQLite, which searches by LIKE).
+    search_vector = SearchVectorField(null=True, blank=True, editable=False)
 
     objects = TicketQuerySet.as_manager()
 
@@ -228,6 +251,14 @@ class Ticket(models.Model):
             models.Index(fields=["tenant", "status", "-last_message_at", "-id"]),
             models.Index(fields=["tenant", "assignee", "status"]),
             models.Index(fields=["tenant", "queue", "status"]),
+            models.Index(fields=["tenant", "-last_message_at", "-id"], name="ticket_activity_idx"),
+            models.Index(fields=["tenant", "-updated_at"], name="ticket_updated_idx"),
+            models.Index(fields=["tenant", "-created_at", "-id"], name="ticket_created_idx"),
+            # Covers the sidebar counters (open tickets per queue, mine, unassigned) as an index-only scan.
+            models.Index(
+                fields=["tenant", "status", "queue", "assignee", "mailbox"], name="ticket_counts_idx"
+            ),
+            GinIndex(fields=["search_vector"], name="ticket_search_gin"),
         ]
 
     def __str__(self) -> str:
@@ -246,6 +277,21 @@ class Ticket(models.Model):
     def reference(self) -> str:
         """The token customers see in subjects, e.g. ACME-1042."""
         return f"{self.tenant.slug.upper()}-{self.number}"
+
+
+class TicketRead(models.Model):
+    """When an agent last read a ticket: activity after `read_at` makes it unread for them again."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["ticket", "user"], name="ticketread_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.ticket_id} at {self.read_at:%Y-%m-%d %H:%M}"
 
 
 class TicketCounter(models.Model):
@@ -368,3 +414,252 @@ class TicketEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+# --- notifications and SLAs (outbound issue) ---------------------------------------------------------------
+
+
+class NotificationKind(models.TextChoices):
+    NEW_TICKET_CONFIRMATION = "new_ticket_confirmation", "New ticket confirmation (to the contact)"
+    AGENT_REPLY = "agent_reply", "New customer reply (to the agent)"
+    ASSIGNED = "assigned", "Ticket assigned (to the agent)"
+    RESOLUTION = "resolution", "Ticket solved (to the contact)"
+    SLA_BREACH = "sla_breach", "SLA breach (to the assignee)"
+    DELIVERY_FAILED = "delivery_failed", "Reply not delivered (to the agent)"
+
+
+class NotificationTemplate(models.Model):
+    """A tenant's wording of one automatic notification; missing rows fall back to the language defaults."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="notification_templates")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    enabled = models.BooleanField(default=True)
+    subject = models.CharField(max_length=255)
+    body = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["kind"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "kind"], name="notificationtemplate_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.tenant})"
+
+
+class NotificationPreference(models.Model):
+    """Which notification mails one agent wants in one tenant (a missing row means: all of them)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    assigned_to_me = models.BooleanField("a ticket is assigned to me", default=True)
+    reply_on_my_ticket = models.BooleanField("a customer replies on my ticket", default=True)
+    sla_breach = models.BooleanField("my ticket breaches its SLA", default=True)
+    delivery_failed = models.BooleanField("my reply could not be delivered", default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="notificationpref_unique")]
+
+    def __str__(self) -> str:
+        return f"Notification preferences of {self.user_id} in {self.tenant_id}"
+
+
+def default_weekdays() -> list[int]:
+    return [0, 1, 2, 3, 4]
+
+
+class BusinessHours(models.Model):
+    """When the tenant works: SLA clocks only run inside these hours."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="business_hours")
+    weekdays = models.JSONField(default=default_weekdays, help_text="0 = Monday ... 6 = Sunday.")
+    start = models.TimeField(default="09:00")
+    end = models.TimeField(default="17:00")
+    timezone = models.CharField(max_length=64, blank=True, help_text="Blank: the workspace's time zone.")
+
+    def __str__(self) -> str:
+        return f"Business hours of {self.tenant}"
+
+
+class SlaPolicy(models.Model):
+    """Targets for a queue and priority (blank = any); the most specific active policy applies."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="sla_policies")
+    name = models.CharField(max_length=120)
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, null=True, blank=True)
+    first_response_minutes = models.PositiveIntegerField(null=True, blank=True)
+    resolution_minutes = models.PositiveIntegerField(null=True, blank=True)
+    business_hours_only = models.BooleanField(default=True)
+    is_active = models.BooleanField(default=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "SLA policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SlaTarget(models.TextChoices):
+    FIRST_RESPONSE = "first_response", "First response"
+    RESOLUTION = "resolution", "Resolution"
+
+
+class SlaBreach(models.Model):
+    """A target a ticket missed; unique per (ticket, target), so a breach is found and alerted once."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="sla_breaches")
+    target = models.CharField(max_length=16, choices=SlaTarget.choices)
+    policy = models.ForeignKey(SlaPolicy, null=True, on_delete=models.SET_NULL, related_name="+")
+    due_at = models.DateTimeField()
+    detected_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-detected_at"]
+        constraints = [models.UniqueConstraint(fields=["ticket", "target"], name="slabreach_once")]
+
+    def __str__(self) -> str:
+        return f"{self.get_target_display()} breach on {self.ticket_id}"
+
+
+# --- routing, canned answers, closing (routing/admin issue) --------------------------------------------------
+
+
+class AgentStatus(models.Model):
+    """When a member went away: the clock that returns their tickets to the queue after its away timeout.
+
+    `Membership.is_available` is the switch agents flip; this row remembers since when it has been off.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    membership = models.OneToOneField(Membership, on_delete=models.CASCADE, related_name="agent_status")
+    away_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "agent statuses"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.membership_id} away since {self.away_since}"
+            if self.away_since
+            else f"{self.membership_id}"
+        )
+
+
+class CannedAnswerQuerySet(TenantQuerySet):
+    def available_to(self, membership: Membership, mailbox=None):
+        """Answers the member may use: tenant-wide ones and those of mailboxes they see (or of `mailbox`)."""
+        from mailboxes.models import Mailbox
+
+        qs = self.for_tenant(membership.tenant)
+        if mailbox is not None:
+            qs = qs.filter(Q(mailbox__isnull=True) | Q(mailbox=mailbox))
+        if membership.is_admin:
+            return qs
+        visible = Mailbox.objects.visible_to(membership).values("pk")
+        return qs.filter(Q(mailbox__isnull=True) | Q(mailbox__in=visible))
+
+
+class CannedAnswer(models.Model):
+    """A prepared reply agents insert by key or title; its body may use variables such as {{ contact.first_name }}."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="canned_answers")
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Blank: offered for every mailbox.",
+    )
+    key = models.CharField(max_length=40, help_text="Short code agents type, e.g. “refund”.")
+    title = models.CharField(max_length=200)
+    body = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CannedAnswerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="cannedanswer_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.title}"
+
+
+class CannedAnswerAttachment(models.Model):
+    """A file sent along whenever the canned answer is used; bytes live in object storage under their hash."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    canned_answer = models.ForeignKey(CannedAnswer, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, default="application/octet-stream")
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["filename", "id"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class CloseReason(models.Model):
+    """Why a ticket was solved (“Answered”, “Duplicate”, “No reply”); the ticket keeps the text it was given."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="close_reasons")
+    name = models.CharField(max_length=120)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="closereason_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+AUTO_CLOSE_DEFAULT_REASON = "No reply from the customer"
+
+
+class AutoCloseRule(models.Model):
+    """Pending tickets without a customer answer for `days` days are solved with `reason` (one rule per tenant)."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="auto_close_rule")
+    enabled = models.BooleanField(default=False)
+    days = models.PositiveIntegerField(default=7)
+    reason = models.ForeignKey(
+        CloseReason, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    tickets_closed = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Auto-close rule of {self.tenant}"
+
+    @classmethod
+    def for_tenant(cls, tenant: Tenant) -> "AutoCloseRule":
+        rule, _ = cls.objects.get_or_create(tenant=tenant)
+        return rule
+
+    @property
+    def reason_text(self) -> str:
+        return self.reason.name if self.reason_id else AUTO_CLOSE_DEFAULT_REASON

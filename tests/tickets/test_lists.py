@@ -1,0 +1,596 @@
+"""Ticket lists: views, filters that combine, keyset pagination, counters, unread markers, live updates, bulk."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership
+from tests.tickets import factories as f
+from tickets import lists
+from tickets.models import MessageKind, Priority, Status, Ticket, TicketEvent
+
+pytestmark = pytest.mark.django_db
+
+# The most queries any list page may make, whatever the number of rows.
+MAX_QUERIES = 18
+
+
+def list_urls(tenant, queue, customer) -> dict[str, str]:
+    rev = lambda name, *args: reverse(f"tickets:{name}", args=[tenant.slug, *args])  # noqa: E731
+    return {
+        "inbox": rev("inbox"),
+        **{f"view-{key}": rev("list", key) for key in lists.VIEWS},
+        "queue": rev("queue", queue.pk),
+        "filtered": rev("list", "all")
+        + f"?status=new&status=open&priority=2&tag=1&unread=1&customer={customer.pk}",
+        "search": rev("list", "all") + "?q=printer",
+        "sorted": rev("list", "open") + "?sort=priority",
+        "poll": rev("changes") + "?view=open&since=2000-01-01T00:00:00%2B00:00",
+        "contacts": rev("contacts"),
+        "contacts-search": rev("contacts") + "?q=example",
+        "customers": rev("customers"),
+        "customer": rev("customer", customer.pk),
+    }
+
+
+def _seed(tenant, n, *, queue, customer, agents, tag):
+    box = f.mailbox(tenant, f"M{Ticket.objects.count() % 97}")
+    for i in range(n):
+        person = f.contact(tenant, customer=customer if i % 2 else None)
+        f.ticket(
+            tenant,
+            f"Printer question {i}",
+            requester=person,
+            queue=queue,
+            mailbox=box,
+            assignee=agents[i % len(agents)],
+            tags=[tag] if i % 3 == 0 else [],
+        )
+
+
+@pytest.mark.parametrize("who", ["admin", "agent"])
+def test_list_pages_make_the_same_few_queries_for_10_and_60_tickets(
+    client, tenant, admin, agent, who, django_assert_max_num_queries
+):
+    """Query counts must not grow with rows: the same bound at 10 and 60 tickets, for admins and agents."""
+    queue = f.queue(tenant, "Support")
+    customer = f.customer(tenant, "Northwind")
+    tag = f.tag(tenant, "vip")
+    user = {"admin": admin, "agent": agent}[who]
+    client.force_login(user)
+    _seed(tenant, 10, queue=queue, customer=customer, agents=[admin, agent], tag=tag)
+    pages = list_urls(tenant, queue, customer)
+    client.get(pages["inbox"])  # the first request of a session saves the session: not a list query
+    counts = {}
+    for name, url in pages.items():
+        with CaptureQueriesContext(connection) as ctx, django_assert_max_num_queries(MAX_QUERIES):
+            assert client.get(url).status_code == 200, name
+        counts[name] = len(ctx)
+    _seed(tenant, 50, queue=queue, customer=customer, agents=[admin, agent], tag=tag)
+    client.get(pages["inbox"])  # the sidebar counters are recomputed once after tickets change, then cached
+    for name, url in pages.items():
+        with CaptureQueriesContext(connection) as ctx, django_assert_max_num_queries(MAX_QUERIES):
+            response = client.get(url)
+        assert response.status_code == 200, name
+        assert len(ctx) == counts[name], f"{name}: {counts[name]} queries with 10 tickets, {len(ctx)} with 60"
+    page = client.get(pages["view-all"]).content.decode()
+    assert page.count("data-row ") == 50  # one full page
+
+
+def test_ticket_page_queries_do_not_grow_with_messages(client, tenant, admin, django_assert_max_num_queries):
+    t = f.ticket(tenant, html="<p>Hi</p>", mailbox=f.mailbox(tenant))
+    client.force_login(admin)
+    url = reverse("tickets:detail", args=["acme", t.number])
+    client.get(url)  # warm: session saved, ticket read once
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for i in range(20):
+        inbound = i % 2 == 1  # inbound ones have a stored original and a processing trace
+        m = f.message(
+            t,
+            text=f"reply {i}",
+            kind=MessageKind.INBOUND if inbound else MessageKind.NOTE,
+            author=admin,
+            raw=f"Subject: {i}\r\n\r\nbody".encode() if inbound else None,
+        )
+        f.attachment(m, f"file{i}.txt", f"content {i}".encode(), "text/plain")
+    with CaptureQueriesContext(connection) as many, django_assert_max_num_queries(30):
+        assert client.get(url).status_code == 200
+    assert len(many) == len(few)
+
+
+# --- views ---------------------------------------------------------------------------------------------------
+
+
+def _numbers(page) -> list[int]:
+    return [t.number for t in page.rows]
+
+
+def test_views_pick_the_right_tickets(tenant, admin, agent):
+    me = Membership.objects.get(user=agent)
+    mine = f.ticket(tenant, "Mine", assignee=agent, status=Status.OPEN)
+    unassigned = f.ticket(tenant, "Nobody's", status=Status.NEW)
+    pending = f.ticket(tenant, "Waiting", status=Status.PENDING, assignee=admin)
+    solved = f.ticket(tenant, "Done", status=Status.SOLVED)
+    closed = f.ticket(tenant, "Closed", status=Status.CLOSED)
+    rows = lambda view: set(_numbers(lists.ticket_rows(me, view=view)))  # noqa: E731
+    assert rows("mine") == {mine.number}
+    assert rows("unassigned") == {unassigned.number}
+    assert rows("open") == {mine.number, unassigned.number, pending.number}
+    assert rows("pending") == {pending.number}
+    assert rows("solved") == {solved.number, closed.number}
+    assert rows("all") == {t.number for t in (mine, unassigned, pending, solved, closed)}
+
+
+def test_queue_view_shows_open_tickets_of_that_queue(client, tenant, agent):
+    billing, support = f.queue(tenant, "Billing"), f.queue(tenant, "Support")
+    a = f.ticket(tenant, "Billing open", queue=billing, status=Status.OPEN)
+    f.ticket(tenant, "Billing solved", queue=billing, status=Status.SOLVED)
+    f.ticket(tenant, "Support open", queue=support)
+    client.force_login(agent)
+    page = client.get(reverse("tickets:queue", args=["acme", billing.pk])).content.decode()
+    assert "Billing open" in page and "Billing solved" not in page and "Support open" not in page
+    assert f"#{a.number}" in page
+
+
+def test_restricted_queue_is_404_for_agents_outside_it(client, tenant, agent):
+    vip = f.queue(tenant, "VIP", restricted=True)
+    client.force_login(agent)
+    assert client.get(reverse("tickets:queue", args=["acme", vip.pk])).status_code == 404
+
+
+# --- filters -------------------------------------------------------------------------------------------------
+
+
+def test_filters_combine_and_stay_in_the_url(client, tenant, admin, agent):
+    billing = f.queue(tenant, "Billing")
+    box = f.mailbox(tenant, "BIL")
+    vip = f.tag(tenant, "vip")
+    acme_corp = f.customer(tenant, "Acme Corp")
+    buyer = f.contact(tenant, "buyer@corp.test", "Bea Buyer", acme_corp)
+    old = timezone.now() - timedelta(days=30)
+    match = f.ticket(
+        tenant,
+        "The one",
+        requester=buyer,
+        queue=billing,
+        mailbox=box,
+        assignee=agent,
+        status=Status.OPEN,
+        priority=Priority.HIGH,
+        tags=[vip],
+    )
+    # Each of these differs from `match` in exactly one filter.
+    near_misses = [
+        f.ticket(
+            tenant,
+            "Wrong status",
+            requester=buyer,
+            queue=billing,
+            mailbox=box,
+            assignee=agent,
+            status=Status.PENDING,
+            priority=Priority.HIGH,
+            tags=[vip],
+        ),
+        f.ticket(
+            tenant,
+            "Wrong priority",
+            requester=buyer,
+            queue=billing,
+            mailbox=box,
+            assignee=agent,
+            status=Status.OPEN,
+            tags=[vip],
+        ),
+        f.ticket(
+            tenant,
+            "Wrong queue",
+            requester=buyer,
+            mailbox=box,
+            assignee=agent,
+            status=Status.OPEN,
+            priority=Priority.HIGH,
+            tags=[vip],
+        ),
+        f.ticket(
+            tenant,
+            "Wrong mailbox",
+            requester=buyer,
+            queue=billing,
+            assignee=agent,
+            status=Status.OPEN,
+            priority=Priority.HIGH,
+            tags=[vip],
+        ),
+        f.ticket(
+            tenant,
+            "Wrong assignee",
+            requester=buyer,
+            queue=billing,
+            mailbox=box,
+            assignee=admin,
+            status=Status.OPEN,
+            priority=Priority.HIGH,
+            tags=[vip],
+        ),
+        f.ticket(
+            tenant,
+            "No tag",
+            requester=buyer,
+            queue=billing,
+            mailbox=box,
+            assignee=agent,
+            status=Status.OPEN,
+            priority=Priority.HIGH,
+        ),
+        f.ticket(
+            tenant,
+            "Old one",
+            requester=buyer,
+            queue=billing,
+            mailbox=box,
+            assignee=agent,
+            status=Status.OPEN,
+            priority=Priority.HIGH,
+            tags=[vip],
+            at=old,
+        ),
+        f.ticket(
+            tenant,
+            "Other customer",
+            queue=billing,
+            mailbox=box,
+            assignee=agent,
+            status=Status.OPEN,
+            priority=Priority.HIGH,
+            tags=[vip],
+        ),
+    ]
+    day = timezone.localdate()
+    query = (
+        f"?status=open&priority=3&queue={billing.pk}&mailbox={box.pk}&assignee={agent.pk}&tag={vip.pk}"
+        f"&customer={acme_corp.pk}&created_from={day - timedelta(days=1)}&created_to={day}"
+        f"&updated_from={day - timedelta(days=1)}&updated_to={day}&unread=1"
+    )
+    client.force_login(admin)
+    page = client.get(reverse("tickets:list", args=["acme", "all"]) + query).content.decode()
+    assert f"#{match.number}<" in page
+    for miss in near_misses:
+        assert f"#{miss.number}<" not in page, miss.title
+    # Every active filter shows as a chip that links to the same URL without it.
+    assert page.count('class="filter-chip"') == 12
+    assert "Customer: Acme Corp" in page
+    # The next page link and the live poll keep the filters.
+    assert f"mailbox={box.pk}" in page.split("hx-get=")[1].split(">")[0]
+
+
+def test_values_within_one_filter_are_alternatives(tenant, admin):
+    me = Membership.objects.get(user=admin)
+    a = f.ticket(tenant, "New", status=Status.NEW)
+    b = f.ticket(tenant, "Pending", status=Status.PENDING)
+    f.ticket(tenant, "Solved", status=Status.SOLVED)
+    unassigned_or_admin = lists.Filters(assignee=[0, admin.pk], status=[Status.NEW, Status.PENDING])
+    assert set(_numbers(lists.ticket_rows(me, view="all", filters=unassigned_or_admin))) == {
+        a.number,
+        b.number,
+    }
+
+
+def test_a_ticket_with_two_chosen_tags_is_listed_once(tenant, admin):
+    me = Membership.objects.get(user=admin)
+    x, y = f.tag(tenant, "x"), f.tag(tenant, "y")
+    t = f.ticket(tenant, tags=[x, y])
+    assert _numbers(lists.ticket_rows(me, view="all", filters=lists.Filters(tag=[x.pk, y.pk]))) == [t.number]
+
+
+def test_invalid_filter_values_are_ignored(client, tenant, admin):
+    t = f.ticket(tenant)
+    client.force_login(admin)
+    response = client.get(
+        reverse("tickets:list", args=["acme", "all"])
+        + "?status=bogus&queue=abc&created_from=notadate&after=%%%"
+    )
+    assert response.status_code == 200
+    assert f"#{t.number}<" in response.content.decode()
+
+
+# --- keyset pagination ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sort", list(lists.SORTS))
+def test_keyset_pages_are_complete_and_stable_while_new_tickets_arrive(tenant, admin, sort):
+    me = Membership.objects.get(user=admin)
+    start = timezone.now() - timedelta(days=2)
+    tickets = []
+    for i in range(23):
+        # Pairs share timestamps and priorities, so the id must break ties.
+        at = start + timedelta(minutes=i // 2)
+        tickets.append(f.ticket(tenant, f"T{i}", at=at, priority=1 + i % 4, reindex=False))
+    expected = {t.number for t in tickets}
+    seen: list[int] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = lists.ticket_rows(me, view="all", sort=sort, cursor=cursor, size=5)
+        seen += _numbers(page)
+        pages += 1
+        # Tickets keep arriving between pages: they sort before the cursor (or after the last row for
+        # "oldest"), and must neither shift nor duplicate what follows.
+        f.ticket(tenant, f"Arrived during page {pages}", reindex=False, priority=1)
+        if not page.has_more:
+            break
+        cursor = page.next_cursor
+    arrived = set(Ticket.objects.filter(title__startswith="Arrived").values_list("number", flat=True))
+    assert len(seen) == len(set(seen)), "a ticket appeared on two pages"
+    assert expected <= set(seen), f"missed: {expected - set(seen)}"
+    assert set(seen) - expected <= arrived
+    assert pages >= 5
+
+
+def test_next_page_link_walks_the_whole_list_over_http(client, tenant, admin):
+    for i in range(120):
+        f.ticket(tenant, f"Row {i}", reindex=False, body=None, at=timezone.now() - timedelta(minutes=i))
+    client.force_login(admin)
+    url = reverse("tickets:list", args=["acme", "all"]) + "?sort=newest"
+    numbers = []
+    while url:
+        page = client.get(url).content.decode()
+        numbers += [int(n) for n in re.findall(r'aria-label="Select #(\d+)"', page)]
+        nxt = re.search(r'href="(\?[^"]*after=[^"]+)" data-next-page', page)
+        url = (
+            reverse("tickets:list", args=["acme", "all"]) + nxt.group(1).replace("&amp;", "&")
+            if nxt
+            else None
+        )
+    assert len(numbers) == 120 == len(set(numbers))
+    assert numbers == sorted(numbers)  # newest first: created one minute apart, oldest last
+
+
+def test_a_tampered_cursor_starts_from_the_first_page(tenant, admin):
+    me = Membership.objects.get(user=admin)
+    t = f.ticket(tenant)
+    for cursor in ("garbage", "W1tdXQ", "WyJub3QtYS1kYXRlIiwgMV0"):
+        page = lists.ticket_rows(me, view="all", cursor=cursor)
+        assert page.is_first and _numbers(page) == [t.number]
+
+
+# --- counters and unread -------------------------------------------------------------------------------------
+
+
+def test_counters_count_only_what_the_member_may_see(tenant, admin, agent):
+    vip = f.queue(tenant, "VIP", restricted=True)
+    support = f.queue(tenant, "Support")
+    f.ticket(tenant, "mine", assignee=agent, queue=support)
+    f.ticket(tenant, "free", queue=support)
+    f.ticket(tenant, "waiting", status=Status.PENDING)
+    f.ticket(tenant, "done", status=Status.SOLVED)
+    f.ticket(tenant, "secret", queue=vip)
+    counts = lists.view_counts(Membership.objects.get(user=agent))
+    assert counts["views"] == {"mine": 1, "unassigned": 2, "open": 3, "pending": 1}
+    assert counts["queues"] == {support.pk: 2}
+    admin_counts = lists.view_counts(Membership.objects.get(user=admin))
+    assert admin_counts["views"]["open"] == 4 and admin_counts["queues"][vip.pk] == 1
+
+
+def test_ticket_is_unread_until_opened_and_again_after_a_new_message(client, tenant, agent):
+    me = Membership.objects.get(user=agent)
+    t = f.ticket(tenant)
+
+    def unread():
+        return t.number in _numbers(lists.ticket_rows(me, view="all", filters=lists.Filters(unread=True)))
+
+    assert unread()
+    client.force_login(agent)
+    client.get(reverse("tickets:detail", args=["acme", t.number]))
+    assert not unread()
+    later = timezone.now() + timedelta(seconds=1)
+    f.message(t, text="One more thing", at=later)
+    Ticket.objects.filter(pk=t.pk).update(last_message_at=later)
+    assert unread()
+
+
+def test_mark_unread_shows_the_ticket_unread_again(client, tenant, agent):
+    me = Membership.objects.get(user=agent)
+    t = f.ticket(tenant)
+    client.force_login(agent)
+    client.get(reverse("tickets:detail", args=["acme", t.number]))
+    response = client.post(reverse("tickets:unread", args=["acme", t.number]))
+    assert response.status_code == 302
+    assert t.number in _numbers(lists.ticket_rows(me, view="all", filters=lists.Filters(unread=True)))
+    page = client.get(reverse("tickets:list", args=["acme", "all"])).content.decode()
+    assert 'class="ticket-row is-unread"' in page
+
+
+def test_unread_is_per_agent(client, tenant, admin, agent):
+    t = f.ticket(tenant)
+    client.force_login(admin)
+    client.get(reverse("tickets:detail", args=["acme", t.number]))
+    assert t.number in _numbers(
+        lists.ticket_rows(Membership.objects.get(user=agent), view="all", filters=lists.Filters(unread=True))
+    )
+
+
+# --- live updates --------------------------------------------------------------------------------------------
+
+
+def test_poll_says_nothing_when_nothing_changed_and_sends_rows_when_a_ticket_arrives(client, tenant, agent):
+    f.ticket(tenant, "Old news", at=timezone.now() - timedelta(hours=1))
+    client.force_login(agent)
+    since = timezone.now()
+    url = reverse("tickets:changes", args=["acme"])
+    params = {"view": "open", "since": since.isoformat()}
+    assert client.get(url, params).status_code == 204
+    f.ticket(tenant, "Fresh ticket")
+    response = client.get(url, params)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Fresh ticket" in html and "Old news" in html
+    assert 'id="nav-views" class="nav-views" hx-swap-oob="true"' in html  # counters refresh too
+    assert 'hx-get="/acme/tickets/changes/?' in html  # the next poll, with a newer `since`
+
+
+def test_poll_ignores_tickets_the_agent_cannot_see(client, tenant, agent):
+    client.force_login(agent)
+    since = timezone.now()
+    f.ticket(tenant, "Secret", queue=f.queue(tenant, "VIP", restricted=True))
+    response = client.get(
+        reverse("tickets:changes", args=["acme"]), {"view": "open", "since": since.isoformat()}
+    )
+    assert response.status_code == 204
+
+
+def test_poll_keeps_the_lists_filters(client, tenant, agent):
+    vip = f.tag(tenant, "vip")
+    client.force_login(agent)
+    since = timezone.now() - timedelta(seconds=1)
+    f.ticket(tenant, "Tagged", tags=[vip])
+    f.ticket(tenant, "Untagged")
+    html = client.get(
+        reverse("tickets:changes", args=["acme"]), {"view": "open", "since": since.isoformat(), "tag": vip.pk}
+    ).content.decode()
+    assert "Tagged" in html and "Untagged" not in html
+
+
+# --- bulk actions --------------------------------------------------------------------------------------------
+
+
+def _bulk(client, **data):
+    return client.post(reverse("tickets:bulk", args=["acme"]), {"next": "/acme/views/all/", **data})
+
+
+def test_bulk_assign_status_tag_and_queue(client, tenant, admin, agent):
+    a, b, c = f.ticket(tenant, "A"), f.ticket(tenant, "B"), f.ticket(tenant, "C")
+    billing = f.queue(tenant, "Billing")
+    client.force_login(agent)
+    assert (
+        _bulk(client, action="assign", assignee=admin.pk, ids=[a.pk, b.pk])["Location"] == "/acme/views/all/"
+    )
+    _bulk(client, action="status", status="pending", ids=[a.pk, c.pk])
+    _bulk(client, action="tag", tag="urgent-billing", ids=[b.pk, c.pk])
+    _bulk(client, action="queue", queue=billing.pk, ids=[a.pk])
+    for t in (a, b, c):
+        t.refresh_from_db()
+    assert (a.assignee, b.assignee, c.assignee) == (admin, admin, None)
+    assert (a.status, b.status, c.status) == ("pending", "new", "pending")
+    assert [t.name for t in b.tags.all()] == ["urgent-billing"] == [t.name for t in c.tags.all()]
+    assert a.queue == billing
+    assert TicketEvent.objects.filter(ticket=a, actor=agent).count() == 3
+
+
+def test_bulk_merge_moves_everything_into_the_oldest(client, tenant, agent):
+    old = f.ticket(tenant, "First", at=timezone.now() - timedelta(hours=2))
+    dup1, dup2 = f.ticket(tenant, "Dup 1"), f.ticket(tenant, "Dup 2")
+    client.force_login(agent)
+    _bulk(client, action="merge", ids=[dup2.pk, old.pk, dup1.pk])
+    assert old.messages.count() == 3
+    for dup in (dup1, dup2):
+        dup.refresh_from_db()
+        assert dup.merged_into == old and dup.status == Status.CLOSED
+
+
+def test_bulk_without_a_value_changes_nothing_and_says_why(client, tenant, agent):
+    t = f.ticket(tenant)
+    client.force_login(agent)
+    response = _bulk(client, action="status", status="", ids=[t.pk])
+    t.refresh_from_db()
+    assert t.status == Status.NEW
+    page = client.get(response["Location"]).content.decode()
+    assert "Choose a value for this action." in page
+
+
+def test_bulk_redirect_stays_on_this_site(client, tenant, agent):
+    t = f.ticket(tenant)
+    client.force_login(agent)
+    response = client.post(
+        reverse("tickets:bulk", args=["acme"]),
+        {"action": "read", "ids": [t.pk], "next": "https://evil.test/"},
+    )
+    assert response["Location"] == "/acme/"
+
+
+def test_sort_in_the_url_orders_the_list(client, tenant, admin):
+    now = timezone.now()
+    low = f.ticket(tenant, "Low", priority=Priority.LOW, at=now - timedelta(hours=1))
+    urgent = f.ticket(tenant, "Urgent", priority=Priority.URGENT, at=now - timedelta(hours=2))
+    newest = f.ticket(tenant, "Newest", at=now)
+    client.force_login(admin)
+
+    def order(sort: str) -> list[int]:
+        page = client.get(reverse("tickets:list", args=["acme", "all"]), {"sort": sort}).content.decode()
+        return [int(n) for n in re.findall(r'aria-label="Select #(\d+)"', page)]
+
+    assert order("activity") == [newest.number, low.number, urgent.number]
+    assert order("priority") == [urgent.number, newest.number, low.number]
+    assert order("oldest") == [urgent.number, low.number, newest.number]
+
+
+def test_outsider_gets_404_on_lists_polls_and_bulk(client, tenant, outsider):
+    t = f.ticket(tenant)
+    client.force_login(outsider)
+    for url in (
+        reverse("tickets:inbox", args=["acme"]),
+        reverse("tickets:list", args=["acme", "all"]),
+        reverse("tickets:changes", args=["acme"]) + "?view=all&since=2000-01-01T00:00:00",
+    ):
+        assert client.get(url).status_code == 404, url
+    assert (
+        client.post(
+            reverse("tickets:bulk", args=["acme"]), {"action": "status", "status": "solved", "ids": [t.pk]}
+        ).status_code
+        == 404
+    )
+    # Under their own workspace, our ticket ids do nothing either.
+    client.post(
+        reverse("tickets:bulk", args=["globex"]), {"action": "status", "status": "solved", "ids": [t.pk]}
+    )
+    t.refresh_from_db()
+    assert t.status == Status.NEW
+
+
+def test_cached_counters_follow_every_ticket_change(client, tenant, agent):
+    me = Membership.objects.get(user=agent)
+    t = f.ticket(tenant)
+    assert lists.cached_view_counts(me)["views"]["open"] == 1
+    client.force_login(agent)
+    client.post(reverse("tickets:fields", args=["acme", t.number]), {"status": "solved", "priority": 2})
+    assert lists.cached_view_counts(me)["views"]["open"] == 0
+    f.ticket(tenant, "Another")
+    assert lists.cached_view_counts(me)["views"]["open"] == 1
+
+
+def test_a_replies_first_queue_lists_customer_replies_above_new_tickets_across_pages(tenant, admin):
+    me = Membership.objects.get(user=admin)
+    queue = f.queue(tenant, "Support")
+    queue.replies_first = True
+    queue.save()
+    now = timezone.now()
+    new = [
+        f.ticket(tenant, f"New {i}", queue=queue, at=now - timedelta(minutes=i), reindex=False)
+        for i in range(4)
+    ]
+    replies = [
+        f.ticket(
+            tenant,
+            f"Reply {i}",
+            queue=queue,
+            at=now - timedelta(hours=2, minutes=i),
+            status=Status.OPEN,
+            first_response_at=now - timedelta(days=1),
+            reindex=False,
+        )
+        for i in range(3)
+    ]
+    seen, cursor = [], None
+    while True:
+        page = lists.ticket_rows(me, view="open", queue=queue, cursor=cursor, size=2)
+        seen += _numbers(page)
+        if not page.has_more:
+            break
+        cursor = page.next_cursor
+    assert seen == [t.number for t in replies] + [t.number for t in new]

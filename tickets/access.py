@@ -1,0 +1,124 @@
+"""One access function per top-level object of the ticket area: filtered in the query, 404 for outsiders.
+
+A member who may see an object but not change it gets 403 (light agents read tickets and write notes).
+Queues and mailboxes decide what an agent sees: `Ticket.objects.visible_to(membership)` is the only gate,
+and attachments, inline images and message bodies are reached through their ticket, never by id alone.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+
+from accounts.models import Membership
+from mailboxes.models import Mailbox
+from tickets.models import Attachment, Contact, Customer, Message, Queue, Ticket
+
+
+def can_edit(membership: Membership) -> bool:
+    """Agents and admins change tickets, contacts and customers; light agents read and write notes."""
+    return membership.can_write_to_customers
+
+
+def require_editor(membership: Membership) -> None:
+    if not can_edit(membership):
+        raise PermissionDenied("Light agents can read tickets and write internal notes only.")
+
+
+def visible_tickets(request: HttpRequest):
+    """The tickets of the current tenant in queues and mailboxes the member may see."""
+    return Ticket.objects.visible_to(request.membership)
+
+
+def get_ticket(request: HttpRequest, number: int, *, write: bool = False) -> Ticket:
+    """The ticket if it belongs to the current tenant and the member may see it; 404 otherwise.
+
+    `write=True` also requires the right to change it (403 for light agents).
+    """
+    ticket = (
+        visible_tickets(request)
+        .select_related(
+            "queue", "mailbox", "assignee", "requester__customer", "customer", "merged_into", "related_to"
+        )
+        .filter(number=number)
+        .first()
+    )
+    if ticket is None:
+        raise Http404("No such ticket.")
+    ticket.tenant = request.tenant  # the same row; saves a query wherever ticket.tenant is read
+    if write:
+        require_editor(request.membership)
+    return ticket
+
+
+def get_message(request: HttpRequest, ticket: Ticket, message_id: int) -> Message:
+    """A message of a ticket the member may see (fetch the ticket with get_ticket first)."""
+    message = Message.objects.filter(tenant=request.tenant, ticket=ticket, pk=message_id).first()
+    if message is None:
+        raise Http404("No such message.")
+    message.ticket = ticket
+    return message
+
+
+def get_attachment(request: HttpRequest, attachment_id: int) -> Attachment:
+    """An attachment of a message whose ticket the member may see; 404 otherwise."""
+    attachment = (
+        Attachment.objects.filter(
+            tenant=request.tenant,
+            pk=attachment_id,
+            message__ticket__in=visible_tickets(request).values("pk"),
+        )
+        .select_related("message")
+        .first()
+    )
+    if attachment is None:
+        raise Http404("No such attachment.")
+    return attachment
+
+
+def get_contact(request: HttpRequest, contact_id: int, *, write: bool = False) -> Contact:
+    """A contact of the current tenant; 404 otherwise, 403 on write for light agents."""
+    contact = (
+        Contact.objects.for_tenant(request.tenant).select_related("customer").filter(pk=contact_id).first()
+    )
+    if contact is None:
+        raise Http404("No such contact.")
+    if write:
+        require_editor(request.membership)
+    return contact
+
+
+def get_customer(request: HttpRequest, customer_id: int, *, write: bool = False) -> Customer:
+    """A customer of the current tenant; 404 otherwise, 403 on write for light agents."""
+    customer = Customer.objects.for_tenant(request.tenant).filter(pk=customer_id).first()
+    if customer is None:
+        raise Http404("No such customer.")
+    if write:
+        require_editor(request.membership)
+    return customer
+
+
+def visible_queues(membership: Membership):
+    """Queues whose tickets the member sees: unrestricted ones and those they belong to (admins: all)."""
+    qs = Queue.objects.for_tenant(membership.tenant)
+    if membership.is_admin:
+        return qs
+    member_queues = Queue.objects.filter(members=membership).values("pk")
+    return qs.filter(restricted=False) | qs.filter(pk__in=member_queues)
+
+
+def visible_queue_list(membership: Membership) -> list[Queue]:
+    """visible_queues() as a list, loaded once per request (the sidebar, filters and forms all need it)."""
+    if not hasattr(membership, "_visible_queue_list"):
+        membership._visible_queue_list = list(visible_queues(membership).order_by("name"))
+    return membership._visible_queue_list
+
+
+def get_queue(request: HttpRequest, queue_id: int) -> Queue:
+    """A queue the member may see; 404 otherwise."""
+    queue = visible_queues(request.membership).filter(pk=queue_id).first()
+    if queue is None:
+        raise Http404("No such queue.")
+    return queue
+
+
+def visible_mailboxes(membership: Membership):
+    return Mailbox.objects.visible_to(membership)

@@ -1,0 +1,127 @@
+"""Small presentation helpers for ticket pages: short ages, status tones, initials."""
+
+import datetime as dt
+import re
+
+from django import template
+from django.utils import timezone
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+
+register = template.Library()
+
+STATUS_TONES = {"new": "info", "open": "accent", "pending": "warn", "solved": "ok", "closed": "muted"}
+PRIORITY_TONES = {1: "low", 2: "normal", 3: "high", 4: "urgent"}
+
+
+@register.filter
+def age(value: dt.datetime | None) -> str:
+    """3m, 5h, 2d, then a date: how long ago, in the width of a table cell."""
+    if not value:
+        return ""
+    seconds = max(0, int((timezone.now() - value).total_seconds()))
+    if seconds < 60:
+        return "now"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h"
+    if seconds < 86400 * 30:
+        return f"{seconds // 86400}d"
+    local = timezone.localtime(value)
+    return (
+        f"{local:%b} {local.day}" if local.year == timezone.localtime().year else f"{local:%b} {local.year}"
+    )
+
+
+@register.filter
+def time_cell(value: dt.datetime | None) -> SafeString:
+    """<time> with the short age as text and the full local time as tooltip (cheaper than two |date filters)."""
+    if not value:
+        return mark_safe("")
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        value.isoformat(),
+        f"{local:%b} {local.day}, {local:%Y %H:%M}",
+        age(value),
+    )
+
+
+@register.filter
+def sort_time(ticket, sort: str):
+    """The time the list is sorted by: created for newest/oldest, updated, else the last message."""
+    return {"newest": ticket.created_at, "oldest": ticket.created_at, "updated": ticket.updated_at}.get(
+        sort, ticket.last_message_at
+    )
+
+
+@register.filter
+def status_tone(status: str) -> str:
+    return STATUS_TONES.get(status, "muted")
+
+
+@register.filter
+def priority_tone(priority: int) -> str:
+    return PRIORITY_TONES.get(priority, "normal")
+
+
+@register.filter
+def initials(name: str) -> str:
+    """JD for "Jane Doe", JA for "jane@acme.test"."""
+    words = (name or "").replace("@", " ").replace(".", " ").replace("_", " ").split()
+    return "".join(w[0] for w in words[:2]).upper() or "?"
+
+
+@register.filter
+def addresses(values) -> str:
+    """A JSON list of addresses (or of {"email", "name"} objects) as one readable line."""
+    out = []
+    for value in values or []:
+        if isinstance(value, dict):
+            name, email = value.get("name", ""), value.get("email", "")
+            out.append(f"{name} <{email}>" if name else email)
+        else:
+            out.append(str(value))
+    return ", ".join(out)
+
+
+@register.filter
+def event_text(event) -> SafeString:
+    """One history line after the actor's name: "changed status from Open to Pending"."""
+    old, new, field = event.old, event.new, event.field
+    if field == "merged_into":
+        return format_html("merged this ticket into <strong>{}</strong>", new)
+    if field == "merged_from":
+        return format_html("merged <strong>{}</strong> into this ticket", new)
+    if field == "split_from":
+        return format_html("split this ticket off <strong>{}</strong>", new)
+    if field == "split_to":
+        return format_html("split a message into the new ticket <strong>{}</strong>", new)
+    if field == "requester":
+        return format_html("merged the requester <strong>{}</strong> into <strong>{}</strong>", old, new)
+    label = {"assignee": "the assignee", "queue": "the queue"}.get(field, field)
+    if old and new:
+        return format_html("changed {} from <strong>{}</strong> to <strong>{}</strong>", label, old, new)
+    if new:
+        return format_html("set {} to <strong>{}</strong>", label, new)
+    return format_html("cleared {} (was <strong>{}</strong>)", label, old)
+
+
+# On escaped text: a URL runs until whitespace or an escaped quote/bracket; trailing punctuation is not part of it.
+_URL = re.compile(r"https?://(?:(?!&quot;|&#x27;|&lt;|&gt;)\S)+", re.I)
+_TRAILING = ".,;:!?)]}"
+
+
+def _link(match: re.Match) -> str:
+    url = match.group(0)
+    tail = ""
+    while url and url[-1] in _TRAILING:
+        url, tail = url[:-1], url[-1] + tail
+    return f'<a href="{url}" target="_blank" rel="noopener noreferrer nofollow">{url}</a>{tail}'
+
+
+@register.filter(is_safe=True)
+def linkify(text: str) -> SafeString:
+    """Escaped plain text with its http(s) links clickable (a faster, stricter urlize for mail bodies)."""
+    return mark_safe(_URL.sub(_link, escape(text or "")))  # noqa: S308 - the text is escaped first

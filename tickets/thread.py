@@ -1,0 +1,134 @@
+"""A ticket's thread as agents read it: its messages in order, their bodies made safe, and internal notes.
+
+Customer HTML is shown only inside a sandboxed iframe served by its own endpoint (see views.message_body);
+`render_body` prepares that document: sanitised again with today's rules, `cid:` images pointing at the
+authorised inline-image endpoint, remote images left out until the agent asks for them.
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+
+from accounts.access import tenant_reverse
+from mailboxes.sanitize import RenderedHtml, render_html
+from tickets import lists, search
+from tickets.models import Attachment, Message, MessageKind, Ticket
+
+# What threading.py stores in Message.threading_signal, as agents read it.
+THREADING_SIGNALS = {
+    "new": "New ticket: no earlier message matched",
+    "in-reply-to": "Threaded by In-Reply-To",
+    "references": "Threaded by References",
+    "subject-token": "Threaded by the signed ticket token in the subject",
+    "bounce": "Delivery report for a message of this ticket",
+    "new-not-participant": "New ticket: the sender does not take part in the matched ticket",
+    "new-after-reopen-window": "New ticket: the matched ticket was closed too long ago",
+}
+
+# Inline images are shown only in these types; anything else (SVG above all) is download-only.
+INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"}
+
+
+def messages(ticket: Ticket) -> list[Message]:
+    """The thread in order, with authors, contacts, attachments and delivery rows loaded (fixed queries)."""
+    from mailboxes.models import OutboundEmail
+
+    qs: QuerySet = Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket).select_related(
+        "author", "contact", "inbound__mailbox"
+    )
+    rows = list(
+        qs.prefetch_related(
+            Prefetch("attachments", queryset=Attachment.objects.order_by("id")),
+            Prefetch("outbound", queryset=OutboundEmail.objects.order_by("-created_at")),
+        ).order_by("created_at", "id")
+    )
+    for message in rows:
+        message.ticket = ticket
+    return rows
+
+
+# Cheaper than rendering every body: an <img> whose source is remote (parked or not) is what "Show images" loads.
+REMOTE_IMAGE = re.compile(r"""<img\b[^>]*?\s(?:data-remote-src|src)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
+
+
+def for_display(ticket: Ticket) -> list[Message]:
+    """messages() with what the ticket page shows on each: its URLs, remote images, delivery, threading."""
+    entries = messages(ticket)
+    # One reverse() for the thread, not several per message: long threads render fast.
+    prefix = tenant_reverse(ticket.tenant, "tickets:split", ticket.number, 1).removesuffix("1/split/")
+    for message in entries:
+        message.url = f"{prefix}{message.pk}/"
+        message.body_url = f"{message.url}body/"
+        message.has_remote_images = bool(message.html and REMOTE_IMAGE.search(message.html))
+        message.delivery = delivery(message)
+        message.signal_label = THREADING_SIGNALS.get(message.threading_signal, message.threading_signal)
+    return entries
+
+
+def _cid_key(content_id: str) -> str:
+    return content_id.strip().strip("<>").strip().lower()
+
+
+def render_body(message: Message, *, show_remote: bool) -> RenderedHtml:
+    """The message's HTML for its iframe: cid images mapped to authorised URLs, remote ones blocked unless asked."""
+    inline = {
+        _cid_key(a.content_id): a
+        for a in message.attachments.all()
+        if a.content_id and a.content_type in INLINE_IMAGE_TYPES
+    }
+    tenant = message.ticket.tenant
+
+    def cid_url(cid: str) -> str | None:
+        attachment = inline.get(_cid_key(cid))
+        return tenant_reverse(tenant, "tickets:inline_image", attachment.pk) if attachment else None
+
+    return render_html(message.html, cid_url=cid_url, show_remote=show_remote)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status: str
+    label: str
+    tone: str
+    detail: str
+
+
+_TONES = {
+    "queued": "info",
+    "sending": "info",
+    "sent": "ok",
+    "deferred": "warn",
+    "failed": "err",
+    "uncertain": "warn",
+}
+
+
+def delivery(message: Message) -> Delivery | None:
+    """How sending this message went, from its latest OutboundEmail (None when it was never sent)."""
+    rows = list(message.outbound.all())
+    if not rows:
+        return None
+    out = rows[0]
+    detail = " ".join(filter(None, [out.error_message, out.error_advice])) or out.smtp_text
+    return Delivery(out.status, out.get_status_display(), _TONES.get(out.status, "info"), detail)
+
+
+@transaction.atomic
+def add_note(ticket: Ticket, *, author, body: str) -> Message:
+    """An internal note on the ticket (never sent); every member who may see the ticket may write one."""
+    now = timezone.now()
+    note = Message.objects.create(
+        tenant_id=ticket.tenant_id,
+        ticket=ticket,
+        kind=MessageKind.NOTE,
+        author=author,
+        text=body.strip(),
+        created_at=now,
+    )
+    Ticket.objects.filter(pk=ticket.pk).update(updated_at=now)
+    lists.mark_read(ticket, author)
+    search.reindex(ticket)
+    return note
