@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tickets import views, views_files, views_people
+from tickets import views, views_compose, views_files, views_people
 
 app_name = "tickets"
 urlpatterns = [
@@ -16,6 +16,10 @@ urlpatterns = [
     path("tickets/<int:number>/title/", views.update_title, name="title"),
     path("tickets/<int:number>/tags/", views.new_tag, name="new_tag"),
     path("tickets/<int:number>/notes/", views.add_note, name="note"),
+    path("tickets/<int:number>/reply/", views_compose.reply, name="reply"),
+    path("tickets/<int:number>/reply/preview/", views_compose.preview, name="reply_preview"),
+    path("tickets/<int:number>/canned/", views_compose.canned_search, name="canned_search"),
+    path("tickets/<int:number>/canned/<int:answer_id>/", views_compose.canned_insert, name="canned_insert"),
     path("tickets/<int:number>/unread/", views.mark_unread, name="unread"),
     path("tickets/<int:number>/merge/", views.merge_ticket, name="merge"),
     path("tickets/<int:number>/messages/<int:message_id>/split/", views.split, name="split"),

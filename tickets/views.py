@@ -257,9 +257,18 @@ def _member_user(request, user_id: int):
 @member_required
 def detail(request, number: int):
     ticket = get_ticket(request, number)
+    from tickets.views_compose import composer_context
+
+    context = {**detail_context(request, ticket), **composer_context(request, ticket)}
+    lists.mark_read(ticket, request.user)
+    return render(request, "tickets/detail.html", context)
+
+
+def detail_context(request, ticket: Ticket) -> dict:
+    """Everything the ticket page shows (the composer adds its own form: tickets.views_compose)."""
     entries = thread.for_display(ticket)
     tab = "history" if request.GET.get("tab") == "history" else "thread"
-    context = {
+    return {
         "ticket": ticket,
         "entries": entries,
         "tab": tab,
@@ -271,8 +280,6 @@ def detail(request, number: int):
         "nav": lists.sidebar(request.membership),
         "nav_view": None,
     }
-    lists.mark_read(ticket, request.user)
-    return render(request, "tickets/detail.html", context)
 
 
 def _side_context(request, ticket: Ticket, form: TicketFieldsForm | None = None) -> dict:

@@ -1,0 +1,277 @@
+"""The ticket composer: reply / reply all / forward with status, field errors, the collision guard, canned
+answers, attachment limits and previews; light agents only write notes, outsiders see nothing."""
+
+import re
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from mailboxes.models import OutboundEmail
+from tests.conftest import make_member
+from tests.tickets import factories as f
+from tickets import threading
+from tickets.models import CannedAnswer, Message, MessageKind, Status
+
+pytestmark = pytest.mark.django_db
+
+
+def url(name, t, *extra):
+    return reverse(f"tickets:{name}", args=["acme", t.number, *extra])
+
+
+@pytest.fixture
+def box(tenant):
+    return f.mailbox(tenant, "SUP", email="support@acme.test", is_default=True)
+
+
+@pytest.fixture
+def t(tenant, box):
+    requester = f.contact(tenant, "dana@customer.test", "Dana Customer")
+    return f.ticket(tenant, "Printer on fire", requester=requester, mailbox=box)
+
+
+def newest(t):
+    return Message.objects.filter(ticket=t).order_by("-pk").first().pk
+
+
+def post(client, t, **data):
+    values = {"kind": "reply", "to": "dana@customer.test", "body": "We sent a technician.", "seen": newest(t)}
+    values.update(data)
+    return client.post(url("reply", t), values)
+
+
+def test_ticket_page_shows_the_composer_with_tabs_and_prefilled_recipient(client, t, agent, box):
+    client.force_login(agent)
+    page = client.get(url("detail", t)).content.decode()
+    assert 'data-composer-tab="reply"' in page and 'data-composer-tab="forward"' in page
+    assert 'data-composer-tab="note"' in page
+    assert 'value="dana@customer.test"' in page
+    assert re.search(rf'<option value="{box.pk}" selected>', page)
+    assert "js/composer.js" in page
+
+
+def test_reply_creates_outbound_message_and_outbox_row(client, t, agent):
+    client.force_login(agent)
+    response = post(client, t)
+    assert response.status_code == 302
+    message = Message.objects.get(ticket=t, kind=MessageKind.OUTBOUND)
+    assert response["Location"].endswith(f"#m-{message.pk}")
+    row = OutboundEmail.objects.get(ticket_message=message)
+    assert row.to == ["dana@customer.test"]
+    assert threading.subject_token(t) in row.subject and row.subject.startswith("Re: Printer on fire")
+    assert message.author == agent
+    page = client.get(response["Location"]).content.decode()
+    assert "Reply sent." in page, re.findall(r'class="flash[^"]*"[^<]*', page)
+    assert (
+        f'<article class="msg msg-outbound" id="m-{message.pk}"' in page
+    )  # in the thread (HTML in an iframe)
+
+
+@pytest.mark.parametrize("then", [Status.PENDING, Status.SOLVED])
+def test_send_and_set_status(client, t, agent, then):
+    client.force_login(agent)
+    assert post(client, t, then=then).status_code == 302
+    t.refresh_from_db()
+    assert t.status == then
+
+
+def test_bad_address_shows_a_field_error_and_writes_nothing(client, t, agent):
+    client.force_login(agent)
+    response = post(client, t, cc="not an address")
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert re.search(r'id="id_cc-error">[^<]*is not a valid email address', page)
+    assert "We sent a technician." in page  # the draft is kept
+    assert not Message.objects.filter(ticket=t, kind=MessageKind.OUTBOUND).exists()
+    assert not OutboundEmail.objects.exists()
+
+
+def test_no_recipient_is_a_field_error(client, t, agent):
+    client.force_login(agent)
+    response = post(client, t, to="")
+    assert response.status_code == 400 and "Add at least one recipient." in response.content.decode()
+    assert not OutboundEmail.objects.exists()
+
+
+def test_light_agent_sees_only_notes_and_gets_403_on_reply(client, t, light_agent):
+    client.force_login(light_agent)
+    page = client.get(url("detail", t)).content.decode()
+    assert 'data-composer-tab="note"' in page and 'data-composer-tab="reply"' not in page
+    assert post(client, t).status_code == 403
+    assert client.post(url("reply_preview", t), {"body": "x"}).status_code == 403
+    assert client.get(url("canned_search", t)).status_code == 403
+    assert not OutboundEmail.objects.exists()
+
+
+def test_outsider_gets_404(client, t, outsider):
+    client.force_login(outsider)
+    assert post(client, t).status_code == 404
+    assert client.get(url("canned_search", t)).status_code == 404
+    assert client.post(url("reply_preview", t), {"body": "x"}).status_code == 404
+
+
+def test_collision_blocks_the_send_and_send_anyway_sends(client, t, agent):
+    client.force_login(agent)
+    seen = newest(t)
+    f.message(t, text="Actually it is fixed now!")
+    response = post(client, t, seen=seen, then=Status.SOLVED)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "A new message arrived since you opened this ticket" in page
+    assert "Send anyway" in page and "Actually it is fixed now!" in page
+    assert not OutboundEmail.objects.exists()
+    response = post(client, t, seen=seen, then=Status.SOLVED, force="1")
+    assert response.status_code == 302
+    assert OutboundEmail.objects.count() == 1
+    t.refresh_from_db()
+    assert t.status == Status.SOLVED
+
+
+def test_own_note_since_opening_is_no_collision(client, t, agent):
+    client.force_login(agent)
+    seen = newest(t)
+    f.message(t, kind=MessageKind.NOTE, text="note", author=agent)
+    assert post(client, t, seen=seen).status_code == 302
+
+
+def test_forward_goes_to_the_third_party(client, t, agent):
+    client.force_login(agent)
+    assert post(client, t, kind="forward", to="vendor@example.test").status_code == 302
+    row = OutboundEmail.objects.get()
+    assert row.to == ["vendor@example.test"] and row.subject.startswith("Fwd: ")
+
+
+def test_preview_shows_exactly_what_is_sent_escaped(client, t, agent):
+    client.force_login(agent)
+    response = client.post(
+        url("reply_preview", t),
+        {"kind": "reply", "to": "dana@customer.test", "body": "Try <b>this</b>.", "seen": newest(t)},
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Try &lt;b&gt;this&lt;/b&gt;." in page and "<b>this</b>" not in page
+    assert threading.subject_token(t) in page and "dana@customer.test" in page
+    assert not OutboundEmail.objects.exists()
+
+
+def test_canned_search_returns_only_visible_answers(client, tenant, t, agent):
+    hidden_box = f.mailbox(tenant, "VIP", members=[])
+    hidden_box.visibility = "members"
+    hidden_box.save()
+    CannedAnswer.objects.create(tenant=tenant, key="refund", title="Refund policy", body="Refunds")
+    CannedAnswer.objects.create(tenant=tenant, key="vip", title="VIP refund", body="VIP", mailbox=hidden_box)
+    other = f.mailbox(tenant, "OTH")
+    CannedAnswer.objects.create(tenant=tenant, key="other", title="Other refund", body="x", mailbox=other)
+    client.force_login(agent)
+    page = client.get(url("canned_search", t), {"q": "refund"}).content.decode()
+    assert "Refund policy" in page
+    assert "VIP refund" not in page  # a mailbox the agent does not see
+    assert "Other refund" not in page  # another mailbox's answer, not this ticket's
+    page = client.get(url("canned_search", t), {"q": "nothing-like-it"}).content.decode()
+    assert "No canned answers match." in page
+
+
+def test_canned_insert_renders_variables_and_lists_files(client, tenant, t, agent):
+    answer = CannedAnswer.objects.create(
+        tenant=tenant, key="hi", title="Hello", body="Hi {{ contact.first_name }}, {{ agent.name }} here."
+    )
+    client.force_login(agent)
+    data = client.get(url("canned_insert", t, answer.pk)).json()
+    assert data == {"body": "Hi Dana, Agnes Agent here.", "files": []}
+
+
+def test_canned_insert_of_an_invisible_answer_is_404(client, tenant, t, agent, other_tenant):
+    foreign = CannedAnswer.objects.create(tenant=other_tenant, key="x", title="X", body="secret")
+    client.force_login(agent)
+    assert client.get(url("canned_insert", t, foreign.pk)).status_code == 404
+
+
+def test_attachment_over_the_limit_is_refused_with_a_message(client, t, agent, settings):
+    settings.ATTACHMENT_MAX_BYTES = 1024
+    client.force_login(agent)
+    big = SimpleUploadedFile("scan.pdf", b"x" * 2048, content_type="application/pdf")
+    response = post(client, t, files=[big])
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "“scan.pdf” is 2.0\xa0KB; files can be at most 1.0\xa0KB." in page
+    assert not OutboundEmail.objects.exists()
+
+
+def test_attachment_within_the_limit_is_sent(client, t, agent):
+    client.force_login(agent)
+    small = SimpleUploadedFile("notes.txt", b"hello", content_type="text/plain")
+    assert post(client, t, files=[small]).status_code == 302
+    message = Message.objects.get(ticket=t, kind=MessageKind.OUTBOUND)
+    assert [a.filename for a in message.attachments.all()] == ["notes.txt"]
+
+
+def test_sending_from_a_mailbox_the_agent_cannot_see_is_refused(client, tenant, t, agent):
+    admin_only = f.mailbox(
+        tenant, "SEC", members=[make_member(tenant, "x@acme.test", "agent").memberships.get()]
+    )
+    client.force_login(agent)
+    response = post(client, t, mailbox=admin_only.pk)
+    assert response.status_code == 400
+    assert not OutboundEmail.objects.exists()
+
+
+def test_canned_answer_files_are_offered_and_sent_along(client, tenant, t, agent):
+    from tickets import canned
+
+    answer = canned.save_answer(
+        CannedAnswer(tenant=tenant, key="manual", title="Manual", body="See the manual."),
+        files=[SimpleUploadedFile("manual.pdf", b"%PDF-1.4 manual", content_type="application/pdf")],
+    )
+    stored = answer.attachments.get()
+    client.force_login(agent)
+    data = client.get(url("canned_insert", t, answer.pk)).json()
+    assert data["files"] == [{"id": stored.pk, "filename": "manual.pdf", "size": "15\xa0bytes"}]
+    assert post(client, t, body=data["body"], canned_files=[stored.pk]).status_code == 302
+    sent = Message.objects.get(ticket=t, kind=MessageKind.OUTBOUND).attachments.get()
+    assert (sent.filename, sent.storage_key) == ("manual.pdf", stored.storage_key)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_composer_in_a_browser_tabs_keys_and_canned_answers(sign_in, live_server, tenant, agent, screenshot):
+    from playwright.sync_api import expect
+
+    box = f.mailbox(tenant, "SUP", email="support@acme.test", is_default=True)
+    requester = f.contact(tenant, "dana@customer.test", "Dana Customer")
+    t = f.ticket(tenant, "Printer on fire", requester=requester, mailbox=box)
+    f.message(t, text="cc'ing my boss", to=["support@acme.test", "boss@customer.test"])
+    CannedAnswer.objects.create(
+        tenant=tenant, key="thanks", title="Thank you", body="Thanks {{ contact.first_name }}!"
+    )
+    page = sign_in(agent)
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_server.url}/acme/tickets/{t.number}/")
+    reply, note = page.locator('[data-composer-panel="reply"]'), page.locator('[data-composer-panel="note"]')
+    expect(reply).to_be_visible()
+    expect(note).to_be_hidden()
+    page.locator("body").press("n")
+    expect(note).to_be_visible()
+    expect(page.locator("#note-body")).to_be_focused()
+    page.locator("#note-body").press("Escape")
+    page.locator("body").press("a")
+    expect(reply).to_be_visible()
+    expect(page.locator("[data-composer-cc]")).to_have_value("boss@customer.test")
+    page.keyboard.press("Escape")  # the tab focused the body; keys work outside fields
+    page.locator("body").press("f")
+    expect(page.locator("[data-composer-to]")).to_have_value("")
+    page.locator('[data-composer-tab="reply"]').click()
+    expect(page.locator("[data-composer-to]")).to_have_value("dana@customer.test")
+    page.locator("[data-canned-search]").fill("than")
+    page.locator("[data-canned-insert]").first.click()
+    expect(page.locator("[data-composer-body]")).to_have_value("Thanks Dana!")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator(".preview-text")).to_contain_text("Thanks Dana!")
+    screenshot(page, "composer")
+    page.get_by_role("button", name="Send and set pending").click()
+    expect(page.get_by_text("Reply sent; the ticket is pending.")).to_be_visible()
+    rows = list(OutboundEmail.objects.values_list("kind", "to"))
+    assert ("reply", ["dana@customer.test"]) in rows, rows
+    assert not errors, errors
