@@ -13,7 +13,25 @@ from django.utils import timezone
 
 # Slugs that would shadow the app's own top-level URLs.
 RESERVED_SLUGS = frozenset(
-    ["accounts", "admin", "api", "healthz", "readyz", "invite", "login", "logout", "oauth", "signup", "static", "media", "password-reset", "www", "mail", "help", "about"]
+    [
+        "accounts",
+        "admin",
+        "api",
+        "healthz",
+        "readyz",
+        "invite",
+        "login",
+        "logout",
+        "oauth",
+        "signup",
+        "static",
+        "media",
+        "password-reset",
+        "www",
+        "mail",
+        "help",
+        "about",
+    ]
 )
 slug_validator = RegexValidator(
     r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$",
@@ -167,7 +185,9 @@ class Invitation(models.Model):
     email = models.EmailField()
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
     token_hash = models.CharField(max_length=64, unique=True)
-    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     accepted_at = models.DateTimeField(null=True, blank=True)

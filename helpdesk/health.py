@@ -21,7 +21,9 @@ def _database() -> None:
 
 
 def _broker() -> None:
-    with Connection(celery_app.conf.broker_url, transport_options=celery_app.conf.broker_transport_options) as conn:
+    with Connection(
+        celery_app.conf.broker_url, transport_options=celery_app.conf.broker_transport_options
+    ) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
 
 
