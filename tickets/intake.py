@@ -1,0 +1,658 @@
+"""Mail -> ticket: turn one stored inbound message into a new ticket, a reply, an automatic mail or quarantine.
+
+`receive(inbound)` is the whole processing step of the inbound pipeline (DESIGN.md section 3). The raw bytes
+are already safe in object storage and the `InboundMessage` row is committed, so anything that goes wrong
+here is recoverable: the message is quarantined with its reason and can be reprocessed.
+
+Order of work, and why:
+1. parse (pure) and classify, outside any transaction;
+2. upload attachments to storage (S3 I/O, so also outside the transaction; content-addressed, so a crash
+   leaves at most an orphan blob);
+3. ONE transaction: dedupe, contact, threading, ticket, message, attachments, participants, bounce
+   bookkeeping, and finally the claim of the ledger row (`status stored -> processed`, a conditional
+   UPDATE: if another worker got there first we roll back and change nothing);
+4. after the commit: auto-reply, search index, and (in the poller) the after-import action on the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from mailboxes import blobs
+from mailboxes.models import (
+    InboundMessage,
+    InboundStatus,
+    Mailbox,
+    OutboundEmail,
+    OutboundStatus,
+)
+from tickets import contacts, threading
+from tickets.models import (
+    Attachment,
+    Contact,
+    Message,
+    MessageKind,
+    Participant,
+    Status,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+)
+
+log = logging.getLogger(__name__)
+
+LARGE_MESSAGE = 4 * 1024 * 1024  # above this, big attachments are streamed past the parser
+NEW_TICKET = "new-ticket"
+REPLY = "reply"
+AUTOMATIC = "automatic"
+QUARANTINED = "quarantined"
+DUPLICATE = "duplicate"
+
+
+class Quarantine(Exception):
+    """Raised inside processing for a message we keep but cannot turn into a ticket entry."""
+
+
+@dataclass
+class Trace:
+    """The processing trace shown to agents: steps with timings and notes."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    _t: float = field(default_factory=time.perf_counter)
+
+    def step(self, name: str, note: str = "") -> None:
+        now = time.perf_counter()
+        entry: dict[str, Any] = {"step": name, "ms": round((now - self._t) * 1000, 2)}
+        if note:
+            entry["note"] = note[:500]
+        self.steps.append(entry)
+        self._t = now
+
+    def restart(self) -> None:
+        """Start timing afresh (the wait between the two phases is not a step of this message)."""
+        self._t = time.perf_counter()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an inbound message."""
+
+    kind: str  # new-ticket | reply | automatic | quarantined | duplicate
+    ticket_id: int | None = None
+    message_id: int | None = None
+    reason: str = ""
+    autoreply: str = ""  # why no auto-reply, or "queued"
+
+
+@dataclass
+class Context:
+    """Per-run helpers shared by many messages (one poll batch, one import): caches, the parallel uploader,
+    and work deferred to the end of the batch (search index, mailbox counters)."""
+
+    uploader: blobs.Uploader | None = None
+    defer: bool = False
+    own_addresses: dict[int, set[str]] = field(default_factory=dict)
+    to_reindex: dict[int, Ticket] = field(default_factory=dict)
+    imported: dict[int, int] = field(default_factory=dict)
+    domains: dict = field(default_factory=dict)  # (tenant id, domain) -> Customer | None, for one run
+
+    def addresses_of(self, tenant_id: int) -> set[str]:
+        if tenant_id not in self.own_addresses:
+            rows = Mailbox.objects.filter(tenant_id=tenant_id).values_list("email", "reply_to")
+            self.own_addresses[tenant_id] = {a.lower() for row in rows for a in row if a}
+        return self.own_addresses[tenant_id]
+
+    def flush(self) -> None:
+        """Run the deferred work: one reindex per touched ticket, one counter update per mailbox."""
+        tickets, self.to_reindex = list(self.to_reindex.values()), {}
+        for ticket in tickets:
+            _reindex(ticket)
+        counts, self.imported = self.imported, {}
+        for mailbox_id, n in counts.items():
+            Mailbox.objects.filter(pk=mailbox_id).update(messages_imported=F("messages_imported") + n)
+
+
+@dataclass
+class Prepared:
+    """A parsed, classified message whose attachments are on their way to storage: ready to commit."""
+
+    inbound: InboundMessage
+    trace: Trace
+    parsed: Any
+    auto_kind: str
+    bounce: Any
+    stored: list
+    html: str
+    text: str
+
+    @property
+    def digests(self) -> list[str]:
+        """The blobs that must be in storage before this message may be committed."""
+        return [blob.sha256 for _, blob in self.stored]
+
+
+# --- public entry points ------------------------------------------------------------------------------------
+
+
+def receive(inbound: InboundMessage, raw: bytes | None = None, *, context: Context | None = None) -> Outcome:
+    """Process one stored inbound message exactly once; never raises for a bad message (quarantines it)."""
+    context = context or Context()
+    prepared = prepare(inbound, raw, context=context)
+    if isinstance(prepared, Outcome):
+        return prepared
+    if context.uploader is not None:
+        context.uploader.wait_for(prepared.digests)
+    outcome = commit(prepared, context=context)
+    if not context.defer:
+        context.flush()
+    return outcome
+
+
+def prepare(inbound: InboundMessage, raw: bytes | None = None, *, context: Context) -> Prepared | Outcome:
+    """Phase one, no transaction: parse, classify, start the attachment uploads (the caller waits for them
+    before `commit`). Returns an Outcome instead when the message is already done or must be quarantined."""
+    trace = Trace()
+    if inbound.status != InboundStatus.STORED:
+        return Outcome(inbound.outcome or inbound.status, inbound.ticket_id)
+    try:
+        from mailboxes import parsing
+
+        if raw is None:
+            raw = blobs.read(inbound.raw_key)
+            trace.step("load", f"{len(raw)} bytes from storage")
+        streamed: dict = {}
+        if len(raw) > LARGE_MESSAGE:
+            from mailboxes.inbound import stream_large_parts
+
+            raw, streamed = stream_large_parts(raw)  # big attachments go to storage as they are decoded
+            if streamed:
+                trace.step("stream", f"{len(streamed)} large attachment(s) decoded straight to storage")
+        parsed = parsing.parse(raw)
+        del raw  # the caller keeps no reference: a big message is held once, not twice
+        return _prepare(inbound, parsed, trace, context, streamed)
+    except Quarantine as q:
+        return quarantine(inbound, str(q), trace)
+    except Exception as exc:  # a poison message must never stop the others
+        log.exception("inbound %s failed", inbound.pk)
+        return quarantine(inbound, f"processing failed: {type(exc).__name__}: {exc}", trace)
+
+
+def commit(prepared: Prepared, *, context: Context) -> Outcome:
+    """Phase two: the one transaction that turns the prepared message into ticket data (attachments must
+    already be in storage). Never raises for a bad message."""
+    inbound = prepared.inbound
+    try:
+        return _commit(prepared, context)
+    except _AlreadyDone:
+        inbound.refresh_from_db()
+        return Outcome(inbound.outcome or inbound.status, inbound.ticket_id)
+    except Quarantine as q:
+        return quarantine(inbound, str(q), prepared.trace)
+    except Exception as exc:
+        log.exception("inbound %s failed", inbound.pk)
+        return quarantine(inbound, f"processing failed: {type(exc).__name__}: {exc}", prepared.trace)
+
+
+def quarantine(inbound: InboundMessage, reason: str, trace: Trace | None = None) -> Outcome:
+    """Keep the message out of tickets with a reason an admin can read; reprocessable later."""
+    trace = trace or Trace()
+    trace.step("quarantine", reason)
+    with transaction.atomic():
+        claimed = InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.STORED).update(
+            status=InboundStatus.QUARANTINED,
+            outcome=QUARANTINED,
+            quarantine_reason=reason[:2000],
+            trace=trace.steps,
+            attempts=F("attempts") + 1,
+            processed_at=timezone.now(),
+        )
+        if claimed and inbound.mailbox_id:
+            Mailbox.objects.filter(pk=inbound.mailbox_id).update(
+                messages_quarantined=F("messages_quarantined") + 1
+            )
+    if claimed:
+        inbound.status, inbound.outcome, inbound.quarantine_reason = (
+            InboundStatus.QUARANTINED,
+            QUARANTINED,
+            reason,
+        )
+    else:
+        inbound.refresh_from_db()
+    return Outcome(QUARANTINED, reason=reason)
+
+
+def reprocess(inbound: InboundMessage) -> Outcome:
+    """Run a quarantined (or stored) message through the pipeline again; idempotent."""
+    InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.QUARANTINED).update(
+        status=InboundStatus.STORED, quarantine_reason=""
+    )
+    inbound.refresh_from_db()
+    return receive(inbound)
+
+
+def discard(inbound: InboundMessage) -> None:
+    """An admin decided a quarantined message is junk: keep the ledger row (and raw) but mark it discarded."""
+    InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.QUARANTINED).update(
+        status=InboundStatus.DISCARDED, outcome="discarded"
+    )
+    inbound.refresh_from_db()
+
+
+# --- the pipeline -------------------------------------------------------------------------------------------
+
+
+def _prepare(inbound: InboundMessage, parsed, trace: Trace, context: Context, streamed: dict) -> Prepared:
+    from mailboxes import automatic, sanitize
+
+    trace.step("parse", f"{len(parsed.attachments)} attachments, {len(parsed.defects)} defects")
+    if parsed.limit_exceeded:
+        raise Quarantine(f"over limits: {parsed.limit_exceeded}")
+
+    auto = automatic.classify(parsed)
+    auto_kind = getattr(auto, "kind", None) or ""
+    bounce = automatic.parse_bounce(parsed) if auto_kind else None
+    spam = automatic.spam_verdict(parsed)
+    is_spam, spam_reason = _spam(spam)
+    trace.step(
+        "classify",
+        f"automatic: {auto_kind} ({getattr(auto, 'reason', '')})" if auto_kind else "a person wrote this",
+    )
+    if is_spam:
+        raise Quarantine(f"spam: {spam_reason}")
+
+    # Attachments go to storage before the transaction (never hold a transaction across S3 I/O).
+    stored = []
+    uploader = context.uploader
+    from mailboxes.inbound import streamed_part
+
+    for att in parsed.attachments:
+        part = streamed_part(att.payload, streamed)
+        if part is not None:
+            stored.append((att, part.blob))
+            continue
+        if uploader is not None:
+            blob = uploader.submit(att.payload, sha256=att.sha256)
+        else:
+            blob = blobs.put(att.payload, sha256=att.sha256)
+        stored.append((att, blob))
+    if stored:
+        trace.step("attachments", f"{len(stored)} to storage")
+    html = _clean(sanitize.clean_html(parsed.html_body)) if parsed.html_body else ""
+    text = _clean(parsed.text_body or (sanitize.html_to_text(html) if html else ""))
+    trace.step("bodies")
+    return Prepared(inbound, trace, parsed, auto_kind, bounce, stored, html, text)
+
+
+def _commit(prep: Prepared, context: Context) -> Outcome:
+    inbound, trace, parsed, auto_kind, bounce = (
+        prep.inbound,
+        prep.trace,
+        prep.parsed,
+        prep.auto_kind,
+        prep.bounce,
+    )
+    stored, html, text = prep.stored, prep.html, prep.text
+    trace.restart()
+    tenant = inbound.tenant
+    mailbox = inbound.mailbox
+    own = context.addresses_of(tenant.pk)
+    sender_addr = contacts.normalize_address(parsed.from_addr.address) if parsed.from_addr else ""
+    sender_name = parsed.from_addr.name if parsed.from_addr else ""
+    message_id = parsed.message_id[:998]
+
+    with transaction.atomic():
+        dup = _duplicate_of(tenant.pk, message_id)
+        if dup is not None:
+            trace.step("duplicate", dup)
+            _claim(
+                inbound,
+                status=InboundStatus.DUPLICATE,
+                outcome=DUPLICATE,
+                ticket_id=None,
+                trace=trace,
+                message_id=message_id,
+            )
+            return Outcome(DUPLICATE, reason=dup)
+
+        sender = (
+            contacts.contact_for(tenant, sender_addr, sender_name, cache=context.domains)
+            if sender_addr not in own
+            else None
+        )
+        settings_row = _email_settings(tenant)
+        match = threading.find_ticket(
+            tenant,
+            subject=parsed.subject,
+            in_reply_to=" ".join(parsed.in_reply_to),
+            references=list(parsed.references),
+            sender=sender,
+            automatic=bool(auto_kind),
+            bounce_of=(getattr(bounce, "original_message_id", "") or "") if bounce else "",
+            reopen_window_days=settings_row.reopen_window_days,
+        )
+        trace.step(
+            "thread", match.signal + (f" (related to #{match.related_to.number})" if match.related_to else "")
+        )
+
+        when = parsed.date if (inbound.is_history and parsed.date) else timezone.now()
+        if bounce is not None and match.ticket is None:
+            raise Quarantine("a bounce for a message we do not know")
+        if match.ticket is None:
+            ticket = _new_ticket(inbound, mailbox, parsed.subject, sender, match, when)
+            outcome = NEW_TICKET
+        else:
+            ticket = match.ticket
+            outcome = AUTOMATIC if auto_kind else REPLY
+        kind = MessageKind.AUTOMATIC if auto_kind else MessageKind.INBOUND
+        message = Message.objects.create(
+            tenant=tenant,
+            ticket=ticket,
+            kind=kind,
+            contact=sender,
+            from_addr=sender_addr[:320],
+            from_name=_clean(sender_name)[:200],
+            to=[a.address for a in parsed.to][:200],
+            cc=[a.address for a in parsed.cc][:200],
+            subject=_clean(parsed.subject)[:998],
+            text=text,
+            html=html,
+            message_id=message_id,
+            in_reply_to=" ".join(parsed.in_reply_to)[:998],
+            references=list(parsed.references)[:100],
+            threading_signal=match.signal[:32],
+            inbound=inbound,
+            sent_date=parsed.date,
+            created_at=when,
+        )
+        if stored:
+            Attachment.objects.bulk_create(
+                [
+                    Attachment(
+                        tenant=tenant,
+                        message=message,
+                        filename=att.filename[:255],
+                        content_type=att.content_type[:255],
+                        size=blob.size,
+                        sha256=blob.sha256,
+                        storage_key=blob.key,
+                        content_id=(att.content_id or "")[:255],
+                        is_inline=att.is_inline,
+                    )
+                    for att, blob in stored
+                ]
+            )
+        if not auto_kind:
+            _add_participants(ticket, sender, parsed, own, context, new=outcome == NEW_TICKET)
+            if outcome == REPLY:
+                _reply_arrived(ticket, match, mailbox, when)
+        if bounce is not None:
+            _record_bounce(tenant.pk, bounce, trace)
+
+        autoreply_skip = _autoreply_precheck(inbound, mailbox, outcome, auto_kind, sender_addr, own)
+        trace.step("write", f"ticket #{ticket.number}, {outcome}")
+        if autoreply_skip:
+            trace.step("auto-reply", f"not sent: {autoreply_skip}")
+        _claim(
+            inbound,
+            status=InboundStatus.PROCESSED,
+            outcome=outcome,
+            ticket_id=ticket.pk,
+            trace=trace,
+            message_id=message_id,
+        )
+        if not autoreply_skip:
+            transaction.on_commit(lambda: _send_autoreply(inbound.pk, ticket.pk, sender_addr))
+    # Committed: the search index and the mailbox's counter follow at the end of the batch.
+    context.to_reindex[ticket.pk] = ticket
+    if mailbox is not None:
+        context.imported[mailbox.pk] = context.imported.get(mailbox.pk, 0) + 1
+    return Outcome(
+        outcome,
+        ticket.pk,
+        message.pk,
+        autoreply=autoreply_skip or "queued",
+    )
+
+
+# --- pieces -------------------------------------------------------------------------------------------------
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "") if text and "\x00" in text else (text or "")
+
+
+def _spam(verdict: Any) -> tuple[bool, str]:
+    if verdict is None or verdict is False:
+        return False, ""
+    if verdict is True:
+        return True, "marked as spam"
+    if isinstance(verdict, tuple):
+        return bool(verdict[0]), str(verdict[1]) if len(verdict) > 1 else ""
+    flag = getattr(verdict, "is_spam", None)
+    if flag is None:
+        flag = getattr(verdict, "spam", False)
+    return bool(flag), str(getattr(verdict, "reason", "") or "")
+
+
+def _email_settings(tenant):
+    from mailboxes.models import EmailSettings
+
+    row = getattr(tenant, "_email_settings_cache", None)
+    if row is None:
+        row = EmailSettings.for_tenant(tenant)
+        tenant._email_settings_cache = row
+    return row
+
+
+def _duplicate_of(tenant_id: int, message_id: str) -> str | None:
+    """Why this Message-ID is already known (we stored it, or it is our own outgoing mail), else None."""
+    if not message_id:
+        return None
+    variants = list(
+        {message_id, threading.normalize_id(message_id), f"<{threading.normalize_id(message_id)}>"}
+    )
+    with connection.cursor() as cur:
+        placeholders = ",".join(["%s"] * len(variants))
+        cur.execute(
+            f"SELECT 'message', ticket_id FROM {Message._meta.db_table} "  # noqa: S608 (table names are ours)
+            f"WHERE tenant_id = %s AND message_id IN ({placeholders}) AND kind IN (%s, %s) "
+            f"UNION ALL SELECT 'outbound', ticket_id FROM {OutboundEmail._meta.db_table} "
+            f"WHERE tenant_id = %s AND message_id IN ({placeholders}) LIMIT 1",
+            [tenant_id, *variants, MessageKind.INBOUND, MessageKind.AUTOMATIC, tenant_id, *variants],
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    if row[0] == "outbound":
+        return "our own outgoing message"
+    return f"already stored (ticket id {row[1]})"
+
+
+def _next_number(tenant) -> int:
+    """The next ticket number in one statement (the counter row stays locked until commit)."""
+    table = TicketCounter._meta.db_table
+    if connection.vendor in ("postgresql", "sqlite"):
+        with connection.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {table} (tenant_id, last_number) VALUES (%s, 1001) "  # noqa: S608
+                f"ON CONFLICT (tenant_id) DO UPDATE SET last_number = {table}.last_number + 1 "
+                "RETURNING last_number",
+                [tenant.pk],
+            )
+            return cur.fetchone()[0]
+    return TicketCounter.next_number(tenant)
+
+
+def _new_ticket(inbound, mailbox, subject: str, sender: Contact | None, match, when: datetime) -> Ticket:
+    tenant = inbound.tenant
+    closed = bool(mailbox and mailbox.close_automatically)
+    title = _clean(subject).strip()[:998] or "(no subject)"
+    ticket = Ticket(
+        tenant=tenant,
+        number=_next_number(tenant),
+        title=title,
+        status=Status.CLOSED if closed else Status.NEW,
+        queue_id=mailbox.default_queue_id if mailbox else None,
+        mailbox=mailbox,
+        requester=sender,
+        customer_id=sender.customer_id if sender else None,
+        related_to=match.related_to,
+        created_at=when,
+        updated_at=when,
+        last_message_at=when,
+        last_inbound_at=when,
+        last_message_inbound=True,
+        closed_at=when if closed else None,
+        close_reason="imported as closed" if closed else "",
+    )
+    ticket.save(force_insert=True)
+    return ticket
+
+
+def _add_participants(
+    ticket: Ticket, sender: Contact | None, parsed, own: set[str], context: Context, *, new: bool
+) -> None:
+    """The sender and the people they copied take part (and may thread in); our own addresses never do."""
+    people: list[Contact] = [sender] if sender else []
+    for addr in [*parsed.cc, *parsed.to][:20]:
+        email = contacts.normalize_address(addr.address)
+        if email and email not in own and (sender is None or email != sender.email):
+            contact = contacts.contact_for(ticket.tenant, email, addr.name, cache=context.domains)
+            if contact is not None:
+                people.append(contact)
+    if not people:
+        return
+    if not new and len(people) == 1 and ticket.requester_id == people[0].pk:
+        return  # the requester answering their own ticket already takes part (one query saved)
+    Participant.objects.bulk_create(
+        [Participant(tenant_id=ticket.tenant_id, ticket=ticket, contact=c) for c in people],
+        ignore_conflicts=True,
+    )
+
+
+def _reply_arrived(ticket: Ticket, match, mailbox, when: datetime) -> None:
+    old = ticket.status
+    fields = {
+        "last_message_at": when,
+        "last_inbound_at": when,
+        "last_message_inbound": True,
+        "updated_at": when,
+    }
+    keep_closed = bool(mailbox and mailbox.close_automatically)
+    if not keep_closed and (match.reopen or old == Status.PENDING):
+        fields.update(status=Status.OPEN, solved_at=None, closed_at=None, close_reason="")
+    Ticket.objects.filter(pk=ticket.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(ticket, name, value)
+    if fields.get("status") and fields["status"] != old:
+        TicketEvent.objects.create(
+            tenant_id=ticket.tenant_id, ticket=ticket, field="status", old=old, new=fields["status"]
+        )
+
+
+def _record_bounce(tenant_id: int, bounce, trace: Trace) -> None:
+    """A bounce reports a mail we sent: mark that outbound row failed with the server's diagnostic."""
+    original = getattr(bounce, "original_message_id", "") or ""
+    if not original:
+        return
+    if not getattr(bounce, "is_permanent", True):
+        trace.step("bounce", f"delay report for {original}: the outbound mail stays as it is")
+        return
+    diagnostic = (
+        getattr(bounce, "diagnostic", "")
+        or getattr(bounce, "diagnostic_code", "")
+        or getattr(bounce, "status", "")
+        or "the receiving server returned the message"
+    )
+    recipient = getattr(bounce, "recipient", "") or ", ".join(getattr(bounce, "recipients", ()) or ())
+    norm = threading.normalize_id(original)
+    updated = (
+        OutboundEmail.objects.filter(tenant_id=tenant_id, message_id__in=[norm, f"<{norm}>"])
+        .exclude(status=OutboundStatus.FAILED)
+        .update(
+            status=OutboundStatus.FAILED,
+            error_message=f"Bounced{f' by {recipient}' if recipient else ''}: {diagnostic}"[:2000],
+            error_advice="Check the recipient's address, or contact them another way.",
+        )
+    )
+    trace.step("bounce", f"original {original}: {'outbound marked failed' if updated else 'no outbound row'}")
+
+
+def _autoreply_precheck(inbound, mailbox, outcome: str, auto_kind: str, sender: str, own: set[str]) -> str:
+    """Why no auto-reply goes out for this message ('' when it may, subject to the per-day rule and cap)."""
+    from mailboxes import autoreply
+
+    return autoreply.precheck(
+        mailbox=mailbox,
+        outcome=outcome,
+        automatic_kind=auto_kind,
+        sender=sender,
+        own_addresses=own,
+        is_history=inbound.is_history,
+    )
+
+
+def _claim(
+    inbound: InboundMessage,
+    *,
+    status: str,
+    outcome: str,
+    ticket_id: int | None,
+    trace: Trace,
+    message_id: str = "",
+) -> None:
+    """Mark the ledger row done, only if still `stored`; otherwise someone else processed it: roll back.
+
+    The row also gets the parser's Message-ID (a surrogate from the content hash when the mail had none)."""
+    now = timezone.now()
+    claimed = InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.STORED).update(
+        message_id=message_id or inbound.message_id,
+        status=status,
+        outcome=outcome,
+        ticket_id=ticket_id,
+        trace=trace.steps,
+        attempts=F("attempts") + 1,
+        processed_at=now,
+    )
+    if not claimed:
+        raise _AlreadyDone()
+    inbound.status, inbound.outcome, inbound.ticket_id, inbound.trace = (
+        status,
+        outcome,
+        ticket_id,
+        trace.steps,
+    )
+
+
+class _AlreadyDone(Exception):
+    pass
+
+
+def _send_autoreply(inbound_id: int, ticket_id: int, sender: str) -> None:
+    from mailboxes import autoreply
+
+    try:
+        autoreply.send(inbound_id, ticket_id, sender)
+    except Exception:  # an auto-reply problem must not undo or block intake
+        log.exception("auto-reply for inbound %s failed", inbound_id)
+
+
+def _reindex(ticket: Ticket) -> None:
+    try:
+        from tickets import search
+    except ImportError:
+        return
+    reindex = getattr(search, "reindex", None)
+    if reindex is not None:
+        try:
+            reindex(ticket)
+        except Exception:
+            log.exception("reindexing ticket %s failed", ticket.pk)
