@@ -38,8 +38,8 @@ from mailboxes.models import AfterImport, FolderState, Health, InboundStatus, Ma
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 120
-# Messages per FETCH / ledger commit. Smaller batches commit sooner (the crash test uses 25); settings may
-# override it as INBOUND_FETCH_BATCH.
+# Messages per FETCH / ledger commit. Smaller batches commit sooner (the crash test uses 25); the environment
+# variable INBOUND_FETCH_BATCH overrides it.
 BATCH_MESSAGES = int(os.environ.get("INBOUND_FETCH_BATCH", "200"))
 BATCH_BYTES = 16 * 1024 * 1024
 LARGE_MESSAGE = 4 * 1024 * 1024  # fetched alone, in chunks

@@ -400,6 +400,8 @@ def _commit(prep: Prepared, context: Context) -> Outcome:
         trace.step("write", f"ticket #{ticket.number}, {outcome}")
         if autoreply_skip:
             trace.step("auto-reply", f"not sent: {autoreply_skip}")
+        if outcome == REPLY and not inbound.is_history:
+            _notify_reply(ticket, message, trace)
         _claim(
             inbound,
             status=InboundStatus.PROCESSED,
@@ -634,6 +636,20 @@ def _claim(
 
 class _AlreadyDone(Exception):
     pass
+
+
+def _notify_reply(ticket: Ticket, message: Message, trace: Trace) -> None:
+    """Tell the assignee the customer answered (an outbox row in this transaction, sent after commit)."""
+    from tickets import notifications
+
+    if ticket.assignee_id is None:
+        return  # nobody to tell (saves the savepoint below)
+    try:
+        with transaction.atomic():
+            if notifications.customer_replied(ticket, message) is not None:
+                trace.step("notify", "the assignee was told")
+    except Exception:  # a broken template or preference must not cost the customer's mail
+        log.exception("reply notification for ticket %s failed", ticket.pk)
 
 
 def _send_autoreply(inbound_id: int, ticket_id: int, sender: str) -> None:

@@ -54,3 +54,20 @@ def test_export_has_the_documented_shape(tenant, other_tenant, s3_storage, tmp_p
     assert outcomes == ["new-ticket", "quarantined", "reply"]
     assert all(row["ticket"] in (ticket["number"], None) for row in data["inbound"])
     assert data["outbound"] == []
+
+
+def test_a_customer_reply_notifies_the_assignee(tenant, agent, s3_storage):
+    from mailboxes.models import OutboundEmail
+    from tickets.models import Ticket
+
+    mailbox = make_mailbox(tenant)
+    first = build_mail(to=mailbox.email, message_id="<q1@customer.test>")
+    intake.receive(inbound.record_raw(first, mailbox=mailbox), first)
+    Ticket.objects.update(assignee=agent)
+    reply = build_mail(to=mailbox.email, message_id="<q2@customer.test>", in_reply_to="<q1@customer.test>")
+    row = inbound.record_raw(reply, mailbox=mailbox)
+    assert intake.receive(row, reply).kind == "reply"
+    notice = OutboundEmail.objects.get(kind="notification")
+    assert notice.to == [agent.email]
+    row.refresh_from_db()
+    assert any(step["step"] == "notify" for step in row.trace)
