@@ -17,6 +17,7 @@ from accounts import invitations, members, tenancy
 from accounts.access import admin_required, member_required, tenant_reverse
 from accounts.forms import AcceptInvitationForm, InviteForm, ProfileForm, RoleForm, SignupForm, WorkspaceForm
 from accounts.models import Invitation, Membership, User
+from tickets import routing
 
 # login() after sign-up or joining needs a backend named; axes only guards the sign-in form.
 PASSWORD_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -178,6 +179,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 def set_availability(request):
     request.membership.is_available = request.POST.get("available") == "1"
     request.membership.save(update_fields=["is_available"])
+    routing.record_availability(request.membership)  # starts or stops the away clock
     if request.membership.is_available:
         messages.success(request, "You are available: new tickets can be assigned to you.")
     else:

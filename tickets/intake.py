@@ -34,7 +34,7 @@ from mailboxes.models import (
     OutboundEmail,
     OutboundStatus,
 )
-from tickets import contacts, threading
+from tickets import contacts, routing, threading
 from tickets.models import (
     Attachment,
     Contact,
@@ -393,6 +393,12 @@ def _commit(prep: Prepared, context: Context) -> Outcome:
             _add_participants(ticket, sender, parsed, own, context, new=outcome == NEW_TICKET)
             if outcome == REPLY:
                 _reply_arrived(ticket, match, mailbox, when)
+            if not inbound.is_history:
+                # Before the reply notification, so it reaches whoever holds the ticket now.
+                if outcome == NEW_TICKET:
+                    routing.assign_new_ticket(ticket)
+                else:
+                    routing.route_customer_reply(ticket)
         if bounce is not None:
             _record_bounce(tenant.pk, bounce, trace)
 
