@@ -130,14 +130,11 @@ def decode_header_text(value: str, hints: Sequence[str] = ()) -> str:
     return tidy("".join(out))
 
 
-def content_params(value: str, hints: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
-    """`type/sub; a=b; name*0*=utf-8''x` -> ("type/sub", {"a": "b", "name": ...}), with RFC 2231
-    continuations joined and decoded, and RFC 2047 words in values decoded."""
-    value = unfold(value)
+def split_outside_quotes(value: str, separator: str) -> list[str]:
+    """Split at `separator` where it is not inside a quoted string (backslash escapes respected)."""
     pieces: list[str] = []
     current: list[str] = []
-    quoted = False
-    escaped = False
+    quoted = escaped = False
     for char in value:
         if escaped:
             escaped = False
@@ -145,12 +142,19 @@ def content_params(value: str, hints: Sequence[str] = ()) -> tuple[str, dict[str
             escaped = True
         elif char == '"':
             quoted = not quoted
-        elif char == ";" and not quoted:
+        elif char == separator and not quoted:
             pieces.append("".join(current))
             current = []
             continue
         current.append(char)
     pieces.append("".join(current))
+    return pieces
+
+
+def content_params(value: str, hints: Sequence[str] = ()) -> tuple[str, dict[str, str]]:
+    """`type/sub; a=b; name*0*=utf-8''x` -> ("type/sub", {"a": "b", "name": ...}), with RFC 2231
+    continuations joined and decoded, and RFC 2047 words in values decoded."""
+    pieces = split_outside_quotes(unfold(value), ";")
     main = pieces[0].strip().lower()
     plain: dict[str, str] = {}
     extended: dict[str, dict[int, tuple[bool, str]]] = {}

@@ -31,6 +31,7 @@ from django.core.validators import validate_email
 from django.utils.safestring import SafeString, mark_safe
 
 from mailboxes import signatures
+from mailboxes.headers import split_outside_quotes
 from mailboxes.smtp_errors import AttachmentMissing, InvalidAddress
 
 MAX_REFERENCES = 20
@@ -360,23 +361,7 @@ def _fold_words(name: str, words: list[str], sep: str) -> str:
 
 def _split_list(value: str) -> list[str]:
     """Split an address list at the commas between addresses (not those inside quoted names)."""
-    if '"' not in value:
-        return [p.strip() for p in value.split(",") if p.strip()]
-    parts, current, quoted, escaped = [], [], False, False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            parts.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current).strip())
-    return [p for p in parts if p]
+    return [p.strip() for p in split_outside_quotes(value, ",") if p.strip()]
 
 
 def _encode_address(display: str, addr: str) -> str:
