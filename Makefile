@@ -12,6 +12,8 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || "$$(scripts/find-python.sh)" -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@test -f .env || { printf '# Local settings (not committed). See .env.example.\nSECRET_KEY=%s\n' \
+		"$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env; echo 'Wrote .env with a new SECRET_KEY.'; }
 	@touch $@
 
 ## Web server, Celery worker and beat together on SQLite, local files and the filesystem broker. Ctrl-C stops all.

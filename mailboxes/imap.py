@@ -23,19 +23,16 @@ from imapclient.util import to_bytes
 
 from mailboxes import oauth
 from mailboxes.errors import (
-    ConnectionLost,
-    ConnectTimeout,
     MailError,
     NotConfigured,
     Where,
     WrongSecurityForPort,
     auth_not_enabled,
     classify_imap,
-    wrong_security,
 )
 from mailboxes.models import Mailbox, Security
 from mailboxes.netguard import resolve_checked
-from mailboxes.tls import client_context, speaks_implicit_tls
+from mailboxes.tls import client_context, explain_no_greeting
 
 logger = logging.getLogger(__name__)
 
@@ -116,14 +113,14 @@ def connect(mailbox: Mailbox) -> IMAPClient:
         )
     except IMAP_ERRORS as exc:
         error = classify_imap(exc, place)
-        # No greeting: the port may expect TLS first (993). Say so instead of "timeout".
-        if (
-            isinstance(error, (ConnectTimeout, ConnectionLost))
-            and mailbox.imap_security != Security.SSL
-            and speaks_implicit_tls(ip, mailbox.imap_port, timeout=min(5, mailbox.connect_timeout))
-        ):
-            raise wrong_security(place, detail=error.detail) from exc
-        raise error from exc
+        raise explain_no_greeting(
+            error,
+            place,
+            ip=ip,
+            port=mailbox.imap_port,
+            security=mailbox.imap_security,
+            timeout=mailbox.connect_timeout,
+        ) from exc
     if mailbox.imap_security == Security.STARTTLS:
         if not client.has_capability("STARTTLS"):
             _close(client)

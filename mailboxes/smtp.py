@@ -19,19 +19,16 @@ from django.conf import settings
 
 from mailboxes import oauth
 from mailboxes.errors import (
-    ConnectionLost,
-    ConnectTimeout,
     MailError,
     NotConfigured,
     Where,
     WrongSecurityForPort,
     auth_not_enabled,
     classify_smtp,
-    wrong_security,
 )
 from mailboxes.models import Mailbox, Security
 from mailboxes.netguard import resolve_checked
-from mailboxes.tls import client_context, speaks_implicit_tls
+from mailboxes.tls import client_context, explain_no_greeting
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +77,14 @@ def connect(mailbox: Mailbox) -> smtplib.SMTP:
         conn = _open(mailbox, ip, context)
     except SMTP_ERRORS as exc:
         error = classify_smtp(exc, place)
-        # No greeting: the port may expect TLS first (465). Say so instead of "timeout".
-        if (
-            isinstance(error, (ConnectTimeout, ConnectionLost))
-            and mailbox.smtp_security != Security.SSL
-            and speaks_implicit_tls(ip, mailbox.smtp_port, timeout=min(5, mailbox.connect_timeout))
-        ):
-            raise wrong_security(place, detail=error.detail) from exc
-        raise error from exc
+        raise explain_no_greeting(
+            error,
+            place,
+            ip=ip,
+            port=mailbox.smtp_port,
+            security=mailbox.smtp_security,
+            timeout=mailbox.connect_timeout,
+        ) from exc
     try:
         conn.ehlo()
         if mailbox.smtp_security == Security.STARTTLS:

@@ -9,6 +9,8 @@ import ssl
 
 from django.conf import settings
 
+from mailboxes.errors import ConnectionLost, ConnectTimeout, MailError, Where, wrong_security
+
 
 def client_context(*, allow_self_signed: bool = False) -> ssl.SSLContext:
     """Verify certificate and host name (system CAs plus MAILBOX_CA_FILE), unless the admin allowed self-signed."""
@@ -36,6 +38,19 @@ def speaks_implicit_tls(ip: str, port: int, *, timeout: float) -> bool:
             return True
     except (OSError, ssl.SSLError):
         return False
+
+
+def explain_no_greeting(
+    error: MailError, where: Where, *, ip: str, port: int, security: str, timeout: float
+) -> MailError:
+    """A server that never greets may expect TLS first (993/465): say so instead of a bare timeout."""
+    if (
+        isinstance(error, (ConnectTimeout, ConnectionLost))
+        and security != "ssl"
+        and speaks_implicit_tls(ip, port, timeout=min(5, timeout))
+    ):
+        return wrong_security(where, detail=error.detail)
+    return error
 
 
 def close_quietly(sock: socket.socket | None) -> None:
