@@ -6,6 +6,7 @@ DATABASE_URL, REDIS_URL / CELERY_BROKER_URL and the S3 variables switches to Pos
 Any variable may instead be given as NAME_FILE pointing at a file that holds the value (Docker secrets).
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -15,8 +16,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 # FileAwareEnv: NAME_FILE=/run/secrets/x gives NAME the file's content (Docker secrets).
 env = environ.FileAwareEnv()
-if (BASE_DIR / ".env").is_file():
-    env.read_env(BASE_DIR / ".env", overwrite=False)
+# Which env file to read (default: .env in the checkout; empty: none). Read before `env`, so not an env.* call.
+_env_file = os.environ.get("HELPDESK_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file and Path(_env_file).is_file():
+    env.read_env(_env_file, overwrite=False)
 
 VAR_DIR = Path(env.str("HELPDESK_VAR_DIR", default=str(BASE_DIR / "var")))
 
