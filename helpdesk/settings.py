@@ -251,13 +251,23 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- email (the app's own mail: password resets, invitations, alerts) ---------------------------------------
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", default=25)
-EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
-EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
-EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
-EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+# Django's MAILERS setting; the environment keeps the familiar EMAIL_* names. Only the SMTP backend takes the
+# server options (the others refuse options they do not know).
+_email_backend = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+_smtp_options = {
+    "host": env.str("EMAIL_HOST", default="localhost"),
+    "port": env.int("EMAIL_PORT", default=25),
+    "username": env.str("EMAIL_HOST_USER", default=""),
+    "password": env.str("EMAIL_HOST_PASSWORD", default=""),
+    "use_tls": env.bool("EMAIL_USE_TLS", default=False),
+    "use_ssl": env.bool("EMAIL_USE_SSL", default=False),
+}
+MAILERS = {
+    "default": {
+        "BACKEND": _email_backend,
+        "OPTIONS": _smtp_options if _email_backend == "django.core.mail.backends.smtp.EmailBackend" else {},
+    }
+}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Helpdesk <noreply@localhost>")
 
 # --- logging ------------------------------------------------------------------------------------------------
@@ -292,6 +302,12 @@ MAILBOX_EHLO_HOSTNAME = env.str("MAILBOX_EHLO_HOSTNAME", default="") or (
 DNS_RESOLVER_NAMESERVERS = env.list("DNS_RESOLVER_NAMESERVERS", default=[])
 DNS_RESOLVER_PORT = env.int("DNS_RESOLVER_PORT", default=53)
 DNS_RESOLVER_TIMEOUT = env.float("DNS_RESOLVER_TIMEOUT", default=3.0)
+# Sending: a 4xx answer is retried with backoff for this long, then the mail fails (mailboxes/outcomes.py).
+OUTBOUND_RETRY_HOURS = env.int("OUTBOUND_RETRY_HOURS", default=24)
+# A claimed mail whose sender shows no sign of life for this long is recovered (mailboxes/sender.py).
+OUTBOUND_SENDING_LEASE_SECONDS = env.int("OUTBOUND_SENDING_LEASE_SECONDS", default=900)
+# Domain of our Message-IDs; empty: SITE_URL's host, else the mailbox's domain (mailboxes/mime.py).
+MESSAGE_ID_DOMAIN = env.str("MESSAGE_ID_DOMAIN", default="")
 # The one redirect URI registered at Microsoft and Google for every tenant.
 OAUTH_REDIRECT_URI = env.str("OAUTH_REDIRECT_URI", default=f"{SITE_URL}/oauth/callback/")
 OAUTH_REFRESH_MARGIN_SECONDS = env.int("OAUTH_REFRESH_MARGIN_SECONDS", default=300)

@@ -252,18 +252,19 @@ class Where:
 _BYTES_REPR = re.compile(r"""^b(['"])(.*)\1$""", re.S)
 
 
-def _text(value: object) -> str:
+def server_text(value: object) -> str:
     """Server words as plain text (imaplib hands them over as the repr of bytes: "b'[AUTH...]'")."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if isinstance(value, (list, tuple)):
-        return " ".join(_text(v) for v in value)
+        return " ".join(server_text(v) for v in value)
     text = str(value)
     match = _BYTES_REPR.match(text)
     return match.group(2) if match else text
 
 
-def _has(text: str, *needles: str) -> bool:
+def mentions(text: str, *needles: str) -> bool:
+    """Whether the server's words contain any of `needles` (case-insensitive)."""
     low = text.lower()
     return any(n.lower() in low for n in needles)
 
@@ -357,14 +358,14 @@ def classify_network(exc: BaseException, where: Where) -> MailError | None:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TlsCertificateError(
             f"The certificate of {where.server} could not be verified: {exc.verify_message or 'not trusted'}.",
-            detail=_text(exc),
+            detail=server_text(exc),
         )
     if isinstance(exc, ssl.SSLError):
         reason = (getattr(exc, "reason", None) or "").upper()
-        text = _text(exc)
-        if reason in _SSL_WRONG_PROTOCOL or _has(text, *_SSL_WRONG_PROTOCOL):
+        text = server_text(exc)
+        if reason in _SSL_WRONG_PROTOCOL or mentions(text, *_SSL_WRONG_PROTOCOL):
             return wrong_security(where, detail=text)
-        if isinstance(exc, ssl.SSLEOFError) or _has(text, "EOF occurred", "UNEXPECTED_EOF"):
+        if isinstance(exc, ssl.SSLEOFError) or mentions(text, "EOF occurred", "UNEXPECTED_EOF"):
             return TlsHandshakeError(
                 f"{where.server} closed the connection during the secure (TLS) handshake.",
                 "Check the security setting and port: the server may not speak TLS here, or it may only accept "
@@ -380,15 +381,15 @@ def classify_network(exc: BaseException, where: Where) -> MailError | None:
             "Check the host name and port (IMAP: usually 993, SMTP: usually 465 or 587).",
         )
     if isinstance(exc, (TimeoutError, socket.timeout)):
-        return ConnectTimeout(f"{where.server} did not answer in time.", detail=_text(exc))
+        return ConnectTimeout(f"{where.server} did not answer in time.", detail=server_text(exc))
     if isinstance(exc, socket.gaierror):
-        return HostNotFound(f"The host name “{where.host}” could not be found.", detail=_text(exc))
+        return HostNotFound(f"The host name “{where.host}” could not be found.", detail=server_text(exc))
     if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, EOFError)):
-        return ConnectionLost(f"{where.server} closed the connection unexpectedly.", detail=_text(exc))
+        return ConnectionLost(f"{where.server} closed the connection unexpectedly.", detail=server_text(exc))
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
-        return NetworkError(f"{where.server} cannot be reached from here.", detail=_text(exc))
+        return NetworkError(f"{where.server} cannot be reached from here.", detail=server_text(exc))
     if isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException):
-        return NetworkError(f"{where.server} could not be reached.", detail=_text(exc))
+        return NetworkError(f"{where.server} could not be reached.", detail=server_text(exc))
     return None
 
 
@@ -413,16 +414,18 @@ def classify_imap(exc: BaseException, where: Where) -> MailError:
     network = classify_network(exc, where)
     if network is not None:
         return network
-    text = _text(exc.args[0] if getattr(exc, "args", None) else exc)
-    if isinstance(exc, imap_exc.LoginError) or _has(text, "AUTHENTICATIONFAILED", "AUTHENTICATE failed"):
-        if _has(text, "PRIVACYREQUIRED", "Plaintext authentication disallowed", "LOGINDISABLED"):
+    text = server_text(exc.args[0] if getattr(exc, "args", None) else exc)
+    if isinstance(exc, imap_exc.LoginError) or mentions(text, "AUTHENTICATIONFAILED", "AUTHENTICATE failed"):
+        if mentions(text, "PRIVACYREQUIRED", "Plaintext authentication disallowed", "LOGINDISABLED"):
             return auth_not_enabled(where, detail=text)
-        if _has(text, "Unsupported authentication mechanism", "not supported", "NO mechanism", "UNAVAILABLE"):
+        if mentions(
+            text, "Unsupported authentication mechanism", "not supported", "NO mechanism", "UNAVAILABLE"
+        ):
             return auth_not_enabled(where, detail=text)
         return wrong_credentials(where, detail=text)
-    if _has(text, "LOGINDISABLED", "PRIVACYREQUIRED"):
+    if mentions(text, "LOGINDISABLED", "PRIVACYREQUIRED"):
         return auth_not_enabled(where, detail=text)
-    if _has(text, "TLS not supported by server", "STARTTLS"):
+    if mentions(text, "TLS not supported by server", "STARTTLS"):
         return WrongSecurityForPort(
             f"{where.server} does not offer STARTTLS.",
             "Choose SSL/TLS (port 993) if the server supports it. Only choose “None” on a trusted network.",
@@ -430,20 +433,23 @@ def classify_imap(exc: BaseException, where: Where) -> MailError:
         )
     if isinstance(exc, (imaplib.IMAP4.abort, imap_exc.IMAPClientAbortError)):
         return ConnectionLost(f"{where.server} closed the IMAP connection unexpectedly.", detail=text)
-    if _has(text, "UNAVAILABLE", "[INUSE]", "try again"):
+    if mentions(text, "UNAVAILABLE", "[INUSE]", "try again"):
         return TemporaryFailure(f"The IMAP server {where.server} is temporarily unavailable.", detail=text)
     return ServerError(f"The IMAP server {where.server} answered with an error.", detail=text)
 
 
-def _smtp_reply(exc: BaseException) -> tuple[int | None, str]:
+def smtp_reply(exc: BaseException) -> tuple[int | None, str, str]:
+    """(code, text, refused address) of an smtplib exception: the first refused recipient when all were
+    refused, the sender for a refused sender; (None, the exception's text, "") when there is no reply code."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        # All recipients were refused; take the first reply as representative.
-        for code, msg in exc.recipients.values():
-            return code, _text(msg)
-        return None, ""
+        for address, (code, msg) in exc.recipients.items():
+            return code, server_text(msg), address
+        return None, "", ""
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return exc.smtp_code, server_text(exc.smtp_error), server_text(exc.sender)
     if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code, _text(exc.smtp_error)
-    return None, _text(exc)
+        return exc.smtp_code, server_text(exc.smtp_error), ""
+    return None, server_text(exc), ""
 
 
 def classify_smtp(exc: BaseException, where: Where) -> MailError:
@@ -451,10 +457,10 @@ def classify_smtp(exc: BaseException, where: Where) -> MailError:
     network = classify_network(exc, where)
     if network is not None:
         return network
-    code, text = _smtp_reply(exc)
+    code, text, _address = smtp_reply(exc)
     detail = f"{code} {text}".strip() if code else text
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        if _has(text, "STARTTLS"):
+        if mentions(text, "STARTTLS"):
             return WrongSecurityForPort(
                 f"{where.server} does not offer STARTTLS.",
                 "Choose SSL/TLS (port 465) if the server supports it. Only choose “None” on a trusted network.",
@@ -463,19 +469,23 @@ def classify_smtp(exc: BaseException, where: Where) -> MailError:
         return auth_not_enabled(where, detail=detail)
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         # smtplib turns a read timeout into "Connection unexpectedly closed: timed out".
-        if isinstance(exc.__context__, TimeoutError) or _has(text, "timed out"):
+        if isinstance(exc.__context__, TimeoutError) or mentions(text, "timed out"):
             return ConnectTimeout(f"{where.server} did not answer in time.", detail=detail)
         return ConnectionLost(f"{where.server} closed the SMTP connection unexpectedly.", detail=detail)
-    if _has(text, "No suitable authentication method"):
+    if mentions(text, "No suitable authentication method"):
         return auth_not_enabled(where, detail=detail)
     if isinstance(exc, smtplib.SMTPAuthenticationError) or (code == 535):
-        if _has(text, "SmtpClientAuthentication is disabled", "5.7.139", "basic authentication is disabled"):
+        if mentions(
+            text, "SmtpClientAuthentication is disabled", "5.7.139", "basic authentication is disabled"
+        ):
             return auth_not_enabled(where, detail=detail, smtp_code=code)
-        if code in (502, 504) or _has(text, "Unrecognized authentication type", "mechanism not supported"):
+        if code in (502, 504) or mentions(
+            text, "Unrecognized authentication type", "mechanism not supported"
+        ):
             return auth_not_enabled(where, detail=detail, smtp_code=code)
-        if code == 534 and _has(text, "Application-specific password", "5.7.9"):
+        if code == 534 and mentions(text, "Application-specific password", "5.7.9"):
             return wrong_credentials(replace(where, provider="google"), detail, code)
-        if code == 530 and _has(text, "STARTTLS", "TLS"):
+        if code == 530 and mentions(text, "STARTTLS", "TLS"):
             return auth_not_enabled(where, detail=detail, smtp_code=code)
         if code is not None and 400 <= code < 500:
             return TemporaryFailure(
@@ -485,26 +495,26 @@ def classify_smtp(exc: BaseException, where: Where) -> MailError:
             )
         return wrong_credentials(where, detail=detail, smtp_code=code)
     # Relay and sender refusals arrive at MAIL FROM, at RCPT TO (Postfix delays sender checks) or after DATA.
-    if _has(text, "relay access denied", "relaying denied", "relay not permitted", "not permitted to relay",
+    if mentions(text, "relay access denied", "relaying denied", "relay not permitted", "not permitted to relay",
             "unable to relay", "Client host rejected", "relay denied"):  # fmt: skip
         return RelayDenied(
             f"{where.server} refused to relay the mail.",
             detail=detail,
             smtp_code=code,
-            temporary=_is_4xx(code),
+            temporary=is_4xx(code),
         )
-    sender_words = _has(
+    sender_words = mentions(
         text, "Sender address rejected", "not owned by user", "SendAsDenied", "5.7.60", "sender rejected",
         "not authorized to send", "sender not allowed",
     )  # fmt: skip
-    if sender_words or (isinstance(exc, smtplib.SMTPSenderRefused) and not _is_4xx(code)):
+    if sender_words or (isinstance(exc, smtplib.SMTPSenderRefused) and not is_4xx(code)):
         return SenderRejected(
             f"{where.server} refused to send mail from this address.",
             detail=detail,
             smtp_code=code,
-            temporary=_is_4xx(code),
+            temporary=is_4xx(code),
         )
-    if _is_4xx(code):
+    if is_4xx(code):
         return TemporaryFailure(
             f"{where.server} asked to try again later.", detail=detail, smtp_code=code, temporary=True
         )
@@ -519,5 +529,6 @@ def classify_smtp(exc: BaseException, where: Where) -> MailError:
     )
 
 
-def _is_4xx(code: int | None) -> bool:
+def is_4xx(code: int | None) -> bool:
+    """A "try again later" reply code."""
     return code is not None and 400 <= code < 500

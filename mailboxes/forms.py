@@ -1,4 +1,5 @@
-"""Forms of the mailbox settings: manual setup, the detail page's sections, copy, delete, email defaults.
+"""Forms of the mailbox settings: manual setup, the detail page's sections, copy, delete, email defaults, the
+tenant's own OAuth apps.
 
 Password fields are never filled from the database (nothing secret goes back to the browser); an empty
 password field on an existing mailbox means "unchanged".
@@ -15,7 +16,16 @@ from accounts.access import tenant_reverse
 from accounts.models import Membership
 from mailboxes import signatures
 from mailboxes.lifecycle import unique_key
-from mailboxes.models import AfterImport, EmailSettings, Mailbox, Security, Visibility, key_validator
+from mailboxes.models import (
+    AfterImport,
+    EmailSettings,
+    Mailbox,
+    OAuthApp,
+    Provider,
+    Security,
+    Visibility,
+    key_validator,
+)
 
 DISCOVERY_FIELDS = ("imap_host", "imap_port", "imap_security", "smtp_host", "smtp_port", "smtp_security")
 PASSWORD_UNCHANGED_HELP = "Leave empty to keep the saved password."
@@ -535,3 +545,57 @@ class EmailSettingsForm(forms.ModelForm):
         if layout.strip() and not CONTENT_RE.search(layout):
             raise ValidationError("The layout must contain {{ content }}: that is where the message goes.")
         return check_template(layout, html=True)
+
+
+class OAuthAppForm(forms.ModelForm):
+    """The tenant's own client at Microsoft or Google. Like passwords, the secret never goes back to the
+    browser; left empty on a saved app, it stays as it is."""
+
+    client_secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+    class Meta:
+        model = OAuthApp
+        fields = ("client_id", "directory")
+        labels = {"client_id": "Client ID"}
+        widgets = {
+            "client_id": forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+            "directory": forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.client_secret:
+            self.fields["client_secret"].help_text = "Leave empty to keep the saved secret."
+        else:
+            self.fields["client_secret"].required = True
+        if self.instance.provider == Provider.MICROSOFT:
+            self.fields["client_id"].help_text = "The application (client) ID of your app registration."
+            self.fields["directory"].widget.attrs["placeholder"] = "common"
+        else:
+            self.fields["client_id"].help_text = "Ends in .apps.googleusercontent.com."
+            del self.fields["directory"]
+
+    def clean_client_id(self) -> str:
+        value = self.cleaned_data["client_id"].strip()
+        if not re.fullmatch(r"[\w.~-]+", value):
+            raise ValidationError("Paste the client ID exactly as the provider shows it, without spaces.")
+        return value
+
+    def clean_directory(self) -> str:
+        # It goes into the sign-in URLs (…/<directory>/oauth2/…): a GUID or a domain, nothing else.
+        value = self.cleaned_data.get("directory", "").strip()
+        if value and not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", value):
+            raise ValidationError("Enter the directory (tenant) ID or a domain like contoso.onmicrosoft.com.")
+        return value
+
+    def save(self, commit: bool = True) -> OAuthApp:
+        app = super().save(commit=False)
+        if self.cleaned_data.get("client_secret"):  # empty: unchanged
+            app.client_secret = self.cleaned_data["client_secret"]
+        if commit:
+            app.save()
+        return app

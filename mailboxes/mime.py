@@ -233,9 +233,8 @@ def from_header(tenant, mailbox, agent=None) -> str:
 
 def message_id_domain(mailbox=None) -> str:
     """Our domain for Message-IDs: MESSAGE_ID_DOMAIN, else SITE_URL's host, else the mailbox's domain."""
-    configured = getattr(settings, "MESSAGE_ID_DOMAIN", "")
-    if configured:
-        return configured
+    if settings.MESSAGE_ID_DOMAIN:
+        return settings.MESSAGE_ID_DOMAIN
     host = settings.SITE_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower()
     if "." in host and any(c.isalpha() for c in host) and not host.endswith("localhost"):
         return host

@@ -583,3 +583,15 @@ class OAuthApp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} app of {self.tenant}"
+
+    @classmethod
+    def provider_labels(cls) -> dict[str, str]:
+        """provider -> name, for every provider a tenant can bring its own app for."""
+        return dict(cls._meta.get_field("provider").choices)
+
+    @property
+    def secret_hint(self) -> str:
+        """How the settings page names the saved secret without showing it: its last four characters
+        ("…Qx7z"), only when the secret is long enough that they give nothing away; else ""."""
+        secret = str(self.client_secret)
+        return f"…{secret[-4:]}" if len(secret) >= 16 else ""

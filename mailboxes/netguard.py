@@ -132,7 +132,7 @@ def _resolve_system(name: str, port: int) -> list[IPAddress]:
 
 
 def private_hosts_allowed(allow_private: bool) -> bool:
-    return allow_private or bool(getattr(settings, "MAILBOX_ALLOW_PRIVATE_HOSTS", False))
+    return allow_private or settings.MAILBOX_ALLOW_PRIVATE_HOSTS
 
 
 def resolve_checked(host: str, port: int, *, allow_private: bool) -> str:

@@ -18,6 +18,7 @@ import base64
 import json
 import logging
 import secrets
+import smtplib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -542,9 +543,16 @@ def notify_admins_needs_reconnect(mailbox_id: int, reason: str) -> int:
     }
     subject = render_to_string("mailboxes/email/needs_reconnect_subject.txt", context).strip()
     body = render_to_string("mailboxes/email/needs_reconnect.txt", context)
+    sent = 0
     for admin in admins:
-        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [admin.email], fail_silently=True)
-    return len(admins)
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [admin.email])
+        except (OSError, smtplib.SMTPException) as exc:
+            # The banner in the app says the same; one admin's unreachable address must not stop the others.
+            logger.warning("reconnect notice to %s failed: %s", admin.email, exc)
+        else:
+            sent += 1
+    return sent
 
 
 def revoke_token(

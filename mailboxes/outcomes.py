@@ -23,7 +23,7 @@ from mailboxes.errors import MailError
 from mailboxes.models import OutboundEmail, OutboundKind, OutboundStatus
 from mailboxes.smtp_errors import DeliveryUncertain, RetriesExhausted
 
-RETRY_WINDOW = timedelta(hours=getattr(settings, "OUTBOUND_RETRY_HOURS", 24))
+RETRY_WINDOW = timedelta(hours=settings.OUTBOUND_RETRY_HOURS)
 BACKOFF_BASE = 60.0
 BACKOFF_MAX = 3600.0
 AGENT_KINDS = (OutboundKind.REPLY, OutboundKind.FORWARD)

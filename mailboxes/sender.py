@@ -34,7 +34,7 @@ from mailboxes.smtp_errors import AttachmentMissing, NoRecipient, classify_send,
 log = logging.getLogger(__name__)
 
 CHUNK = 50  # rows claimed at a time by a batch (the lease is refreshed while it works through them)
-LEASE = timedelta(seconds=getattr(settings, "OUTBOUND_SENDING_LEASE_SECONDS", 900))
+LEASE = timedelta(seconds=settings.OUTBOUND_SENDING_LEASE_SECONDS)
 
 
 def due_q(now: datetime) -> Q:

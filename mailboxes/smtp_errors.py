@@ -12,7 +12,16 @@ import re
 import smtplib
 
 from mailboxes import errors
-from mailboxes.errors import MailError, MessageRejected, RecipientRejected, TemporaryFailure, Where
+from mailboxes.errors import (
+    MailError,
+    MessageRejected,
+    RecipientRejected,
+    TemporaryFailure,
+    Where,
+    is_4xx,
+    mentions,
+    smtp_reply,
+)
 
 
 class NoRecipient(MailError):
@@ -104,28 +113,6 @@ _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SIZE_NUMBERS = re.compile(r"(\d{4,})")
 
 
-def reply_of(exc: BaseException) -> tuple[int | None, str, str]:
-    """(code, text, refused address) of an smtplib exception; the first refused recipient when several."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        for address, (code, msg) in exc.recipients.items():
-            return code, _text(msg), address
-        return None, "", ""
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        return exc.smtp_code, _text(exc.smtp_error), _text(exc.sender)
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code, _text(exc.smtp_error), ""
-    return None, "", ""
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _has(text: str, *needles: str) -> bool:
-    low = text.lower()
-    return any(n.lower() in low for n in needles)
-
-
 def _size(n: int) -> str:
     for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
         if n >= factor:
@@ -154,19 +141,19 @@ def classify_send(
     """Any exception raised while sending one message, as a MailError with a message and advice."""
     if isinstance(exc, MailError):
         return exc
-    code, text, address = reply_of(exc)
+    code, text, address = smtp_reply(exc)
     if code is None:
         return errors.classify_smtp(exc, where)
     detail = f"{code} {text}".strip()
     enhanced = _ENHANCED.search(text)
     status = enhanced.group(0) if enhanced else ""
-    temporary = 400 <= code < 500
+    temporary = is_4xx(code)
     who = f" {address}" if address and isinstance(exc, smtplib.SMTPRecipientsRefused) else ""
     if (
-        code == 552 and status in ("", "5.3.4") and _has(text, "size", "too large", "exceed")
+        code == 552 and status in ("", "5.3.4") and mentions(text, "size", "too large", "exceed")
     ) or status == "5.3.4":
         return too_large(code, text, size_limit, size)
-    if status in ("5.2.2", "4.2.2") or _has(
+    if status in ("5.2.2", "4.2.2") or mentions(
         text, "mailbox full", "over quota", "quota exceeded", "insufficient storage for"
     ):
         return MailboxFull(
@@ -175,7 +162,7 @@ def classify_send(
             smtp_code=code,
             temporary=temporary,
         )
-    if _has(
+    if mentions(
         text,
         "rate limit",
         "too many messages",
@@ -194,7 +181,7 @@ def classify_send(
     if temporary:
         return TemporaryFailure(f"{where.server} asked to try again later.", detail=detail, smtp_code=code)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        if status.startswith("5.1.") or _has(
+        if status.startswith("5.1.") or mentions(
             text, "user unknown", "does not exist", "no such user", "unknown"
         ):
             return RecipientRejected(
@@ -203,12 +190,12 @@ def classify_send(
                 detail=detail,
                 smtp_code=code,
             )
-        if not _has(text, "relay", "client host"):
+        if not mentions(text, "relay", "client host"):
             return RecipientRejected(f"The server refused the recipient{who}.", detail=detail, smtp_code=code)
     if isinstance(exc, smtplib.SMTPDataError) and (
         status.startswith("5.7.")
         or code == 554
-        or _has(text, "spam", "policy", "content", "blocked", "virus")
+        or mentions(text, "spam", "policy", "content", "blocked", "virus")
     ):
         return ContentRejected(detail=detail, smtp_code=code)
     return errors.classify_smtp(exc, where)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mailboxes import views
+from mailboxes import views, views_oauth_apps
 
 app_name = "mailboxes"
 urlpatterns = [
@@ -22,4 +22,7 @@ urlpatterns = [
     path("mailboxes/<int:mailbox_id>/delete/", views.delete, name="delete"),
     path("email/", views.email_settings, name="email_settings"),
     path("email/layout-preview/", views.layout_preview, name="layout_preview"),
+    path("oauth-apps/", views_oauth_apps.oauth_apps, name="oauth_apps"),
+    path("oauth-apps/<str:provider>/", views_oauth_apps.oauth_app_save, name="oauth_app_save"),
+    path("oauth-apps/<str:provider>/clear/", views_oauth_apps.oauth_app_clear, name="oauth_app_clear"),
 ]

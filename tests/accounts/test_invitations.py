@@ -124,12 +124,12 @@ def test_inviting_a_member_again_is_refused_next_to_the_field(tenant, admin, age
 
 
 def test_failed_invitation_email_leaves_no_invitation_behind(tenant, admin, settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = (
-        "127.0.0.1",
-        9,
-        2,
-    )  # discard port: refused
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2},  # discard port: refused
+        }
+    }
     response = signed_in(admin).post(
         tenant_reverse(tenant, "accounts:members"), {"email": "nina@example.com", "role": Role.AGENT}
     )

@@ -17,10 +17,6 @@ from django.utils.functional import empty
 from mailboxes.models import Mailbox
 from tickets.models import Queue
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-if not CORPUS.is_dir():
-    CORPUS = Path(os.environ.get("HELPDESK_CORPUS", "/work/shared/corpus"))
-
 _counter = itertools.count(1)
 
 

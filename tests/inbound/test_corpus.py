@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import email
 import email.policy
 import hashlib
@@ -14,33 +13,14 @@ from django.core.management import call_command
 
 from mailboxes import blobs
 from mailboxes.models import InboundMessage, InboundStatus
-from tests.inbound.conftest import CORPUS, make_mailbox
+from tests.corpus import AUTOMATIC_TAGS, CORPUS, manifest_rows
+from tests.inbound.conftest import make_mailbox
 from tickets.models import Attachment, Message
 
-AUTOMATIC_TAGS = {
-    "auto-reply",
-    "auto-submitted",
-    "x-autoreply",
-    "precedence-bulk",
-    "precedence-junk",
-    "x-auto-response-suppress",
-    "bounce-dsn",
-    "mdn",
-    "arf-feedback",
-}
 UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]|^\.\.?$|^\.\.|[a-z][a-z0-9+.-]*://", re.I)
 
 
-def _rows() -> list[dict[str, str]]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.exists():
-        return []
-    with manifest.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    return [r for r in rows if "expected-output" not in r["tags"].split(",")]
-
-
-ROWS = _rows()
+ROWS = manifest_rows()
 
 
 def _leaf_hashes(raw: bytes) -> set[str]:

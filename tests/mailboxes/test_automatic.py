@@ -2,10 +2,7 @@
 bounces name the message that bounced. Corpus at ../shared/corpus (skips without it, fails under
 CI=true)."""
 
-import csv
-import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -18,56 +15,21 @@ from mailboxes.automatic import (
     spam_verdict,
 )
 from mailboxes.parsing import parse
+from tests.corpus import AUTOMATIC_TAGS, CORPUS, manifest_rows, require_corpus, tags_of
+from tests.corpus import params as _params
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
-AUTOMATIC_TAGS = {
-    "auto-reply",
-    "auto-submitted",
-    "x-autoreply",
-    "precedence-bulk",
-    "precedence-junk",
-    "x-auto-response-suppress",
-    "bounce-dsn",
-    "mdn",
-    "arf-feedback",
-}
 HUMAN_TAGS = {"reply", "forwarded", "forwarded-inline"}
-
-
-def _rows() -> list[dict[str, str]]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.is_file():
-        return []
-    with manifest.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return [row for row in rows if "expected-output" not in row["tags"].split(",")]
-
-
-ROWS = _rows()
-
-
-def _params(rows):
-    return [pytest.param(r["path"], id=r["path"].removeprefix("mail/")) for r in rows] or [
-        pytest.param(None, id="corpus-missing")
-    ]
-
-
-def _tags(row) -> set[str]:
-    return set(row["tags"].split(","))
+ROWS = manifest_rows()
 
 
 def _load(path: str | None):
-    if path is None or not CORPUS.is_dir():
-        message = f"the shared mail corpus is not at {CORPUS}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_corpus(path)
     return parse((CORPUS / path).read_bytes())
 
 
-AUTOMATIC_ROWS = [row for row in ROWS if _tags(row) & AUTOMATIC_TAGS]
-HUMAN_ROWS = [row for row in ROWS if _tags(row) & HUMAN_TAGS and not _tags(row) & AUTOMATIC_TAGS]
-BOUNCE_ROWS = [row for row in ROWS if "bounce-dsn" in _tags(row)]
+AUTOMATIC_ROWS = [row for row in ROWS if tags_of(row) & AUTOMATIC_TAGS]
+HUMAN_ROWS = [row for row in ROWS if tags_of(row) & HUMAN_TAGS and not tags_of(row) & AUTOMATIC_TAGS]
+BOUNCE_ROWS = [row for row in ROWS if "bounce-dsn" in tags_of(row)]
 
 
 @pytest.mark.parametrize("path", _params(AUTOMATIC_ROWS))

@@ -199,3 +199,24 @@ def test_pages_look_right(request, signed_in, live_server, tenant, imap_mailbox,
     page.goto(live_server.url + tenant_reverse(tenant, "mailboxes:list"))
     screenshot(page, "list-mobile")
     assert csp_violations == []
+
+
+def test_admin_sets_own_oauth_app_in_the_browser(signed_in, live_server, tenant, screenshot, csp_violations):
+    from mailboxes.models import OAuthApp
+
+    page = signed_in
+    page.goto(live_server.url + tenant_reverse(tenant, "mailboxes:list"))
+    page.click("text=OAuth apps")
+    screenshot(page, "empty")
+    page.fill("#id_google-client_id", "1234-acme.apps.googleusercontent.com")
+    page.fill("#id_google-client_secret", "GOCSPX-acme-secret-0123456789")
+    page.click("text=Save Google app")
+    expect(page.locator("#google")).to_contain_text("Secret saved, ends in …6789")
+    assert "GOCSPX-acme-secret-0123456789" not in page.content()
+    assert page.input_value("#id_google-client_secret") == ""
+    screenshot(page, "saved")
+    assert OAuthApp.objects.get(tenant=tenant).client_id == "1234-acme.apps.googleusercontent.com"
+    page.click("text=Remove your Google app")
+    expect(page.locator("#google")).not_to_contain_text("Secret saved")
+    assert not OAuthApp.objects.exists()
+    assert csp_violations == []

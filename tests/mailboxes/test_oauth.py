@@ -195,6 +195,20 @@ def test_revoked_consent_turns_mailbox_needs_reconnect_emails_admins_once_and_sh
     assert "needs to be reconnected" not in page
 
 
+def test_reconnect_notice_that_cannot_be_sent_is_logged_not_raised(
+    tenant, owner, admin, oauth_server, oauth_providers, settings, caplog
+):
+    mailbox = oauth_mailbox(tenant, oauth_server, oauth_providers)
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2},  # discard port: refused
+        }
+    }
+    assert oauth.notify_admins_needs_reconnect(mailbox.pk, "revoked") == 0
+    assert caplog.text.count("reconnect notice to") == 2
+
+
 def test_reconnect_restores_the_mailbox(as_admin, tenant, oauth_server, oauth_providers, dovecot, mailoutbox):
     mailbox = oauth_mailbox(tenant, oauth_server, oauth_providers)
     oauth_server.revoke_all(SUPPORT)

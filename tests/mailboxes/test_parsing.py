@@ -7,7 +7,6 @@ where a missing corpus is a failure.
 
 import base64
 import binascii
-import csv
 import functools
 import hashlib
 import os
@@ -31,39 +30,14 @@ from mailboxes.parsing import (
     ParsedMail,
     parse,
 )
+from tests.corpus import CORPUS, manifest_rows
+from tests.corpus import params as _params
+from tests.corpus import require_corpus as _require_corpus
+from tests.corpus import tagged as _tagged
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 BUDGET_S = 5.0
-
-
-def _rows() -> list[dict[str, str]]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.is_file():
-        return []
-    with manifest.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return [row for row in rows if "expected-output" not in row["tags"].split(",")]
-
-
-ROWS = _rows()
+ROWS = manifest_rows()
 BY_PATH = {row["path"]: row for row in ROWS}
-
-
-def _params(rows):
-    params = [pytest.param(row["path"], id=row["path"].removeprefix("mail/")) for row in rows]
-    return params or [pytest.param(None, id="corpus-missing")]
-
-
-def _require_corpus(path: str | None) -> None:
-    if path is None or not CORPUS.is_dir():
-        message = f"the shared mail corpus is not at {CORPUS}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _tagged(*tags: str) -> list[dict[str, str]]:
-    return [row for row in ROWS if set(tags) & set(row["tags"].split(","))]
 
 
 @functools.cache

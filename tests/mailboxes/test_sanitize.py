@@ -2,43 +2,20 @@
 Corpus messages tagged html-script / tracking-pixel come from ../shared/corpus (skipped without
 it, a failure under CI=true)."""
 
-import csv
-import os
 import re
 import time
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
 from mailboxes.parsing import parse
 from mailboxes.sanitize import clean_html, html_to_text, render_html
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
-
-
-def _rows(*tags: str) -> list[str]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.is_file():
-        return []
-    with manifest.open(encoding="utf-8", newline="") as handle:
-        return [
-            r["path"] for r in csv.DictReader(handle, delimiter="\t") if set(tags) & set(r["tags"].split(","))
-        ]
-
-
-def _params(paths):
-    return [pytest.param(p, id=p.removeprefix("mail/")) for p in paths] or [
-        pytest.param(None, id="corpus-missing")
-    ]
+from tests.corpus import CORPUS, require_corpus, tagged
+from tests.corpus import params as _params
 
 
 def _corpus_html(path: str | None) -> str:
-    if path is None or not CORPUS.is_dir():
-        message = f"the shared mail corpus is not at {CORPUS}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_corpus(path)
     parsed = parse((CORPUS / path).read_bytes())
     assert parsed.html_body, f"{path} has no HTML body"
     return parsed.html_body
@@ -102,7 +79,7 @@ def assert_inert(html: str, *, allow_src=lambda value: value.startswith("data:im
 # --- corpus -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", _params(_rows("html-script", "tracking-pixel")))
+@pytest.mark.parametrize("path", _params(tagged("html-script", "tracking-pixel")))
 def test_corpus_html_is_inert_until_remote_content_is_allowed(path):
     raw_html = _corpus_html(path)
     clean = clean_html(raw_html)
