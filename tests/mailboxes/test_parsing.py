@@ -120,8 +120,9 @@ def _disposition(part: Message) -> str:
 
 
 def _reference(raw: bytes):
-    """(root, non-message leaves, message/* parts) of the stdlib's own parse of the raw bytes."""
-    root = message_from_bytes(_strip_envelope(raw), policy=policy.default)
+    """(root, non-message leaves, message/* parts) of the stdlib's own parse of the raw bytes (its
+    default policy, compat32, as the parser uses: `policy.default` misreads an unquoted boundary with "=")."""
+    root = message_from_bytes(_strip_envelope(raw), policy=policy.compat32)
     leaves, messages = [], []
     stack = [root]
     while stack:
