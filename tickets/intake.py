@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -35,6 +35,7 @@ from mailboxes.models import (
     OutboundStatus,
 )
 from tickets import contacts, routing, threading
+from tickets.lookups import Lookups
 from tickets.models import (
     Attachment,
     Contact,
@@ -55,6 +56,7 @@ REPLY = "reply"
 AUTOMATIC = "automatic"
 QUARANTINED = "quarantined"
 DUPLICATE = "duplicate"
+UNIQUE_MESSAGE_ID = "tickets_message_unique_inbound_id"  # the constraint that makes a stored mail unique
 
 
 class Quarantine(Exception):
@@ -76,6 +78,10 @@ class Trace:
         self.steps.append(entry)
         self._t = now
 
+    def include(self, seconds: float) -> None:
+        """Count work done earlier for this message into the next step (a parse that ran ahead)."""
+        self._t -= seconds
+
     def restart(self) -> None:
         """Start timing afresh (the wait between the two phases is not a step of this message)."""
         self._t = time.perf_counter()
@@ -95,7 +101,8 @@ class Outcome:
 @dataclass
 class Context:
     """Per-run helpers shared by many messages (one poll batch, one import): caches, the parallel uploader,
-    and work deferred to the end of the batch (search index, mailbox counters)."""
+    what a batch looked up together (`lookups`), and work deferred to the end of the batch (search index,
+    mailbox counters)."""
 
     uploader: blobs.Uploader | None = None
     defer: bool = False
@@ -103,6 +110,7 @@ class Context:
     to_reindex: dict[int, Ticket] = field(default_factory=dict)
     imported: dict[int, int] = field(default_factory=dict)
     domains: dict = field(default_factory=dict)  # (tenant id, domain) -> Customer | None, for one run
+    lookups: Lookups = field(default_factory=Lookups)
 
     def addresses_of(self, tenant_id: int) -> set[str]:
         if tenant_id not in self.own_addresses:
@@ -113,8 +121,8 @@ class Context:
     def flush(self) -> None:
         """Run the deferred work: one reindex per touched ticket, one counter update per mailbox."""
         tickets, self.to_reindex = list(self.to_reindex.values()), {}
-        for ticket in tickets:
-            _reindex(ticket)
+        if tickets:
+            _reindex(tickets)
         counts, self.imported = self.imported, {}
         for mailbox_id, n in counts.items():
             Mailbox.objects.filter(pk=mailbox_id).update(messages_imported=F("messages_imported") + n)
@@ -156,15 +164,26 @@ def receive(inbound: InboundMessage, raw: bytes | None = None, *, context: Conte
     return outcome
 
 
-def prepare(inbound: InboundMessage, raw: bytes | None = None, *, context: Context) -> Prepared | Outcome:
+def prepare(
+    inbound: InboundMessage,
+    raw: bytes | None = None,
+    *,
+    context: Context,
+    parsed: Any = None,
+    parse_seconds: float = 0.0,
+) -> Prepared | Outcome:
     """Phase one, no transaction: parse, classify, start the attachment uploads (the caller waits for them
-    before `commit`). Returns an Outcome instead when the message is already done or must be quarantined."""
+    before `commit`). Returns an Outcome instead when the message is already done or must be quarantined.
+    `parsed`: the result of `parsing.parse(raw)` when the caller already has it (it took `parse_seconds`)."""
     trace = Trace()
     if inbound.status != InboundStatus.STORED:
         return Outcome(inbound.outcome or inbound.status, inbound.ticket_id)
     try:
         from mailboxes import parsing
 
+        if parsed is not None:
+            trace.include(parse_seconds)
+            return _prepare(inbound, parsed, trace, context, {})
         if raw is None:
             raw = blobs.read(inbound.raw_key)
             trace.step("load", f"{len(raw)} bytes from storage")
@@ -188,17 +207,36 @@ def prepare(inbound: InboundMessage, raw: bytes | None = None, *, context: Conte
 def commit(prepared: Prepared, *, context: Context) -> Outcome:
     """Phase two: the one transaction that turns the prepared message into ticket data (attachments must
     already be in storage). Never raises for a bad message."""
-    inbound = prepared.inbound
     try:
         return _commit(prepared, context)
-    except _AlreadyDone:
+    except Exception as exc:
+        context.lookups.forget()  # the rollback may have undone what the batch's answers hold
+        return _not_committed(prepared, exc)
+
+
+def _not_committed(prepared: Prepared, exc: Exception) -> Outcome:
+    """What became of a message whose transaction rolled back."""
+    inbound, trace = prepared.inbound, prepared.trace
+    if isinstance(exc, _AlreadyDone):
         inbound.refresh_from_db()
         return Outcome(inbound.outcome or inbound.status, inbound.ticket_id)
-    except Quarantine as q:
-        return quarantine(inbound, str(q), prepared.trace)
-    except Exception as exc:
-        log.exception("inbound %s failed", inbound.pk)
-        return quarantine(inbound, f"processing failed: {type(exc).__name__}: {exc}", prepared.trace)
+    if isinstance(exc, Quarantine):
+        return quarantine(inbound, str(exc), trace)
+    if isinstance(exc, IntegrityError) and UNIQUE_MESSAGE_ID in str(exc):
+        # Another worker stored the same mail (delivered to two of the tenant's mailboxes) a moment ago.
+        reason = "already stored (by another worker, just now)"
+        trace.step("duplicate", reason)
+        try:
+            with transaction.atomic():
+                _claim(
+                    inbound, status=InboundStatus.DUPLICATE, outcome=DUPLICATE, ticket_id=None, trace=trace
+                )
+        except _AlreadyDone:
+            inbound.refresh_from_db()
+            return Outcome(inbound.outcome or inbound.status, inbound.ticket_id)
+        return Outcome(DUPLICATE, reason=reason)
+    log.error("inbound %s failed", inbound.pk, exc_info=exc)
+    return quarantine(inbound, f"processing failed: {type(exc).__name__}: {exc}", trace)
 
 
 def quarantine(inbound: InboundMessage, reason: str, trace: Trace | None = None) -> Outcome:
@@ -309,7 +347,7 @@ def _commit(prep: Prepared, context: Context) -> Outcome:
     message_id = parsed.message_id[:998]
 
     with transaction.atomic():
-        dup = _duplicate_of(tenant.pk, message_id)
+        dup = _duplicate_of(tenant.pk, message_id, context.lookups.stored)
         if dup is not None:
             trace.step("duplicate", dup)
             _claim(
@@ -323,7 +361,9 @@ def _commit(prep: Prepared, context: Context) -> Outcome:
             return Outcome(DUPLICATE, reason=dup)
 
         sender = (
-            contacts.contact_for(tenant, sender_addr, sender_name, cache=context.domains)
+            contacts.contact_for(
+                tenant, sender_addr, sender_name, cache=context.domains, known=context.lookups.contacts
+            )
             if sender_addr not in own
             else None
         )
@@ -337,6 +377,7 @@ def _commit(prep: Prepared, context: Context) -> Outcome:
             automatic=bool(auto_kind),
             bounce_of=(getattr(bounce, "original_message_id", "") or "") if bounce else "",
             reopen_window_days=settings_row.reopen_window_days,
+            known=context.lookups.tickets,
         )
         trace.step(
             "thread", match.signal + (f" (related to #{match.related_to.number})" if match.related_to else "")
@@ -419,6 +460,7 @@ def _commit(prep: Prepared, context: Context) -> Outcome:
         if not autoreply_skip:
             transaction.on_commit(lambda: _send_autoreply(inbound.pk, ticket.pk, sender_addr))
     # Committed: the search index and the mailbox's counter follow at the end of the batch.
+    context.lookups.remember(tenant.pk, message_id, ticket.pk)
     context.to_reindex[ticket.pk] = ticket
     if mailbox is not None:
         context.imported[mailbox.pk] = context.imported.get(mailbox.pk, 0) + 1
@@ -460,13 +502,17 @@ def _email_settings(tenant):
     return row
 
 
-def _duplicate_of(tenant_id: int, message_id: str) -> str | None:
-    """Why this Message-ID is already known (we stored it, or it is our own outgoing mail), else None."""
+def _duplicate_of(tenant_id: int, message_id: str, known: dict | None = None) -> str | None:
+    """Why this Message-ID is already known (we stored it, or it is our own outgoing mail), else None.
+
+    `known`: a batch's answers read beforehand ((tenant id, normalised id) -> reason or None; see
+    `tickets.lookups`); the unique constraint on stored ids catches what changed since."""
     if not message_id:
         return None
-    variants = list(
-        {message_id, threading.normalize_id(message_id), f"<{threading.normalize_id(message_id)}>"}
-    )
+    key = (tenant_id, threading.normalize_id(message_id))
+    if known is not None and key in known:
+        return known[key]
+    variants = list({message_id, *threading.id_variants([key[1]])})
     with connection.cursor() as cur:
         placeholders = ",".join(["%s"] * len(variants))
         cur.execute(
@@ -533,7 +579,9 @@ def _add_participants(
     for addr in [*parsed.cc, *parsed.to][:20]:
         email = contacts.normalize_address(addr.address)
         if email and email not in own and (sender is None or email != sender.email):
-            contact = contacts.contact_for(ticket.tenant, email, addr.name, cache=context.domains)
+            contact = contacts.contact_for(
+                ticket.tenant, email, addr.name, cache=context.domains, known=context.lookups.contacts
+            )
             if contact is not None:
                 people.append(contact)
     if not people:
@@ -667,14 +715,15 @@ def _send_autoreply(inbound_id: int, ticket_id: int, sender: str) -> None:
         log.exception("auto-reply for inbound %s failed", inbound_id)
 
 
-def _reindex(ticket: Ticket) -> None:
+def _reindex(tickets: list[Ticket]) -> None:
+    from tickets import search
+
     try:
-        from tickets import search
-    except ImportError:
-        return
-    reindex = getattr(search, "reindex", None)
-    if reindex is not None:
-        try:
-            reindex(ticket)
-        except Exception:
-            log.exception("reindexing ticket %s failed", ticket.pk)
+        search.reindex_many(tickets)
+    except Exception:  # the mail is committed; a search index problem must not undo or block intake
+        log.exception("reindexing %d tickets together failed; one by one", len(tickets))
+        for ticket in tickets:
+            try:
+                search.reindex(ticket)
+            except Exception:
+                log.exception("reindexing ticket %s failed", ticket.pk)

@@ -365,6 +365,15 @@ class Message(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["tenant", "message_id"])]
+        constraints = [
+            # A received mail is stored once per tenant, however many of its mailboxes it reached and however
+            # many workers took it in at the same moment (intake turns the conflict into "duplicate").
+            models.UniqueConstraint(
+                fields=["tenant", "message_id"],
+                condition=Q(kind__in=["inbound", "automatic"]) & ~Q(message_id=""),
+                name="tickets_message_unique_inbound_id",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.ticket_id}"

@@ -104,29 +104,35 @@ def normalize_id(message_id: str) -> str:
     return (message_id or "").strip().strip("<>").strip()
 
 
-def _variants(ids: list[str]) -> list[str]:
+def id_variants(ids) -> list[str]:
+    """Stored Message-IDs may carry angle brackets or not: both forms of each normalised id."""
     out: list[str] = []
     for i in ids:
         out += [i, f"<{i}>"]
     return out
 
 
-def tickets_by_message_id(tenant: Tenant, ids: list[str]) -> dict[str, int]:
-    """{normalized Message-ID: ticket id} for the ids that name a message of one of the tenant's tickets."""
+def tickets_by_message_id(tenant: Tenant, ids: list[str], known: dict | None = None) -> dict[str, int]:
+    """{normalized Message-ID: ticket id} for the ids that name a message of one of the tenant's tickets.
+
+    `known`: a batch's answers read beforehand ((tenant id, id) -> ticket id or None, see `tickets.lookups`);
+    when it covers every id no query is made."""
     from mailboxes.models import OutboundEmail
 
     ids = [i for i in dict.fromkeys(normalize_id(i) for i in ids) if i][:50]
     if not ids:
         return {}
+    if known is not None and all((tenant.pk, i) in known for i in ids):
+        return {i: known[(tenant.pk, i)] for i in ids if known[(tenant.pk, i)] is not None}
     found: dict[str, int] = {}
     for mid, ticket_id in OutboundEmail.objects.filter(
-        tenant=tenant, message_id__in=_variants(ids), ticket__isnull=False
+        tenant=tenant, message_id__in=id_variants(ids), ticket__isnull=False
     ).values_list("message_id", "ticket_id"):
         found.setdefault(normalize_id(mid), ticket_id)
     missing = [i for i in ids if i not in found]
     if missing:
         for mid, ticket_id in Message.objects.filter(
-            tenant=tenant, message_id__in=_variants(missing)
+            tenant=tenant, message_id__in=id_variants(missing)
         ).values_list("message_id", "ticket_id"):
             found.setdefault(normalize_id(mid), ticket_id)
     return found
@@ -141,11 +147,13 @@ def _resolve(ticket_id: int) -> Ticket:
     return ticket
 
 
-def header_match(tenant: Tenant, in_reply_to: str, references: list[str]) -> tuple[Ticket, str] | None:
+def header_match(
+    tenant: Tenant, in_reply_to: str, references: list[str], known: dict | None = None
+) -> tuple[Ticket, str] | None:
     """The ticket named by In-Reply-To, else by the most recent References entry, with the signal."""
     irt = [normalize_id(x) for x in re.split(r"[\s,]+", in_reply_to or "") if normalize_id(x)]
     refs = [normalize_id(r) for r in references or () if normalize_id(r)]
-    found = tickets_by_message_id(tenant, irt + refs)
+    found = tickets_by_message_id(tenant, irt + refs, known)
     for mid in irt:
         if mid in found:
             return _resolve(found[mid]), "in-reply-to"
@@ -181,15 +189,17 @@ def find_ticket(
     automatic: bool = False,
     bounce_of: str = "",
     reopen_window_days: int = 30,
+    known: dict | None = None,
 ) -> Match:
-    """Decide where an inbound mail goes; see the module docstring for the rules."""
+    """Decide where an inbound mail goes; see the module docstring for the rules (`known`: see
+    `tickets_by_message_id`)."""
     found: tuple[Ticket, str] | None = None
     if bounce_of:
-        hit = tickets_by_message_id(tenant, [bounce_of])
+        hit = tickets_by_message_id(tenant, [bounce_of], known)
         if hit:
             found = (_resolve(next(iter(hit.values()))), "bounce")
     if found is None:
-        found = header_match(tenant, in_reply_to, references)
+        found = header_match(tenant, in_reply_to, references, known)
     if found is None:
         ticket = ticket_from_subject(tenant, subject)
         if ticket is not None:
