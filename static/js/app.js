@@ -25,7 +25,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () { onReady(document); });
-  document.addEventListener("htmx:load", function (ev) { onReady(ev.target); });
+  // htmx also fires htmx:load on <body> once at start-up: skip it, or every handler (confirm!) binds twice.
+  document.addEventListener("htmx:load", function (ev) { if (ev.target !== document.body) onReady(ev.target); });
   // Close open <details> menus when clicking elsewhere.
   document.addEventListener("click", function (ev) {
     document.querySelectorAll("details.switcher[open], details.usermenu[open], details.dropdown[open]").forEach(function (d) {
