@@ -1,6 +1,7 @@
 """Service levels: first-response and resolution targets per queue and priority, counted in business hours.
 
-`due_dates(ticket)` says when a ticket's targets fall due; `check_breaches()` (a beat task, every minute)
+`due_dates(ticket)` says when a ticket's targets fall due and `next_due(...)` which one is next (the lists'
+SLA chip: `attach_next_due(rows, tenant)`, two queries a page); `check_breaches()` (a beat task, every minute)
 records each missed target once (`SlaBreach` is unique per ticket and target, so two beat runs or two
 workers cannot alert twice) and alerts the assignee through `tickets.notifications` in the same transaction.
 """
@@ -91,16 +92,24 @@ class Due:
 
 
 def due_dates(
-    ticket: Ticket, policies: list[SlaPolicy] | None = None, hours: BusinessHours | None = None
+    ticket: Ticket,
+    policies: list[SlaPolicy] | None = None,
+    hours: BusinessHours | None = None,
+    tz_name: str | None = None,
 ) -> Due | None:
-    """When the ticket's targets fall due (None without an applicable policy)."""
+    """When the ticket's targets fall due (None without an applicable policy).
+
+    Callers that loop pass the tenant's policies, hours and time zone, so no row loads its tenant.
+    """
     if policies is None:
         policies = list(SlaPolicy.objects.for_tenant(ticket.tenant))
     policy = policy_for(ticket, policies)
     if policy is None:
         return None
-    hours = hours or business_hours(ticket.tenant)
-    tz_name = ticket.tenant.timezone
+    if hours is None and policy.business_hours_only:
+        hours = business_hours(ticket.tenant)
+    if tz_name is None:
+        tz_name = ticket.tenant.timezone
 
     def due(minutes: int | None) -> datetime | None:
         if minutes is None:
@@ -110,6 +119,54 @@ def due_dates(
         return ticket.created_at + timedelta(minutes=minutes)
 
     return Due(policy, due(policy.first_response_minutes), due(policy.resolution_minutes))
+
+
+@dataclass(frozen=True)
+class NextDue:
+    """The deadline a ticket races next: its first response while unanswered, else its resolution."""
+
+    target: str  # an SlaTarget value
+    at: datetime
+
+    @property
+    def label(self) -> str:
+        return SlaTarget(self.target).label
+
+
+def next_due(
+    ticket: Ticket, policies: list[SlaPolicy], hours: BusinessHours | None, tz_name: str
+) -> NextDue | None:
+    """The earliest target still pending (None when no policy applies or the ticket is solved or closed).
+
+    Uses only the ticket's own columns (status, priority, queue, created_at, first_response_at), so a list
+    computes it for every row without a query per row.
+    """
+    if ticket.status not in OPEN_STATUSES or ticket.merged_into_id is not None:
+        return None
+    due = due_dates(ticket, policies, hours, tz_name)
+    if due is None:
+        return None
+    pending = [(due.resolution, SlaTarget.RESOLUTION)]
+    if ticket.first_response_at is None:
+        pending.append((due.first_response, SlaTarget.FIRST_RESPONSE))
+    pending = [(at, target) for at, target in pending if at is not None]
+    if not pending:
+        return None
+    at, target = min(pending)
+    return NextDue(target=str(target), at=at)
+
+
+def attach_next_due(tickets: list[Ticket], tenant) -> bool:
+    """Set `sla_due` (a NextDue or None) on each ticket of one tenant; True when SLA policies apply to them.
+
+    At most two queries (the active policies, the business hours when a policy counts them), whatever the rows.
+    """
+    open_rows = [t for t in tickets if t.status in OPEN_STATUSES]
+    policies = list(SlaPolicy.objects.for_tenant(tenant).filter(is_active=True)) if open_rows else []
+    hours = business_hours(tenant) if any(p.business_hours_only for p in policies) else None
+    for ticket in tickets:
+        ticket.sla_due = next_due(ticket, policies, hours, tenant.timezone) if policies else None
+    return bool(policies)
 
 
 def check_breaches(now: datetime | None = None) -> list[SlaBreach]:
@@ -136,7 +193,7 @@ def check_breaches(now: datetime | None = None) -> list[SlaBreach]:
         )
         already = set(SlaBreach.objects.filter(tenant=tenant).values_list("ticket_id", "target"))
         for ticket in tickets.iterator(chunk_size=500):
-            due = due_dates(ticket, policies, hours)
+            due = due_dates(ticket, policies, hours, tenant.timezone)
             if due is None:
                 continue
             checks = [

@@ -17,7 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import member_required, tenant_reverse
-from tickets import customers, history, lists, merge, thread
+from tickets import customers, history, lists, merge, sla, thread
 from tickets.access import can_edit, get_message, get_queue, get_ticket, require_editor
 from tickets.forms import (
     BulkForm,
@@ -94,6 +94,8 @@ def _list_context(request, *, view: str, queue=None) -> dict:
     prefix = tenant_reverse(request.tenant, "tickets:detail", 1).removesuffix("1/")
     for row in page.rows:
         row.url = f"{prefix}{row.number}/"
+    # The SLA chip: computed from the rows' own columns and the tenant's policies (no query per row).
+    show_sla = sla.attach_next_due(page.rows, request.tenant)
     base_query = _query_without(request, "after")
     nav = lists.sidebar(request.membership)
     return {
@@ -109,6 +111,7 @@ def _list_context(request, *, view: str, queue=None) -> dict:
         "view_label": queue.name if queue else lists.VIEWS[view].label,
         "queue": queue,
         "page": page,
+        "show_sla": show_sla,
         "form": form,
         "chips": chips,
         "sorts": lists.SORTS.values(),

@@ -10,7 +10,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages as flash
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET, require_POST
@@ -192,10 +192,22 @@ def composer_context(request, ticket: Ticket, form: ComposeForm | None = None, *
     }
 
 
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
 def _rerender(request, ticket: Ticket, form: ComposeForm, *, status: int, **extra):
+    """The ticket page again, with the composer's errors or the collision warning.
+
+    A plain post reloads the page, and the browser forgets the chosen files: the page says so. An htmx post
+    swaps only the regions marked `hx-swap-oob` here (field errors, `seen`, the thread after a collision) and
+    the alerts; the rest of the form, its files included, stays as the agent left it.
+    """
     from tickets.views import detail_context
 
-    if form.files.getlist("files"):
+    if _is_htmx(request):
+        extra["composer_oob"] = True
+    elif form.files.getlist("files"):
         extra.setdefault("refile", True)
     context = {**detail_context(request, ticket), **composer_context(request, ticket, form, **extra)}
     return render(request, "tickets/detail.html", context, status=status)
@@ -241,7 +253,12 @@ def reply(request, number: int):
         Status.SOLVED: "Reply sent; the ticket is solved.",
     }
     flash.success(request, done[data["then"]] if _kind(form) == "reply" else "Forwarded.")
-    return HttpResponseRedirect(f"{ticket.get_absolute_url()}#m-{message.pk}")
+    sent = f"{ticket.get_absolute_url()}#m-{message.pk}"
+    if _is_htmx(request):  # the browser loads the page itself (js/composer.js), as after a plain post
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = sent
+        return response
+    return HttpResponseRedirect(sent)
 
 
 @require_POST

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import member_required, tenant_reverse
-from tickets import customers, lists
+from tickets import customers, lists, sla
 from tickets.access import can_edit, get_contact, get_customer, require_editor
 from tickets.forms import ContactForm, ContactMergeForm, CustomerForm, DomainForm, NewCustomerForm
 from tickets.models import Contact
@@ -39,10 +39,12 @@ def contact_detail(request, contact_id: int):
 
 
 def _contact_context(request, contact: Contact, form=None, merge_form=None) -> dict:
+    tickets = list(customers.contact_tickets(request.membership, contact)[:50])
     return _people_context(
         request,
         contact=contact,
-        tickets=list(customers.contact_tickets(request.membership, contact)[:50]),
+        tickets=tickets,
+        show_sla=sla.attach_next_due(tickets, request.tenant),
         mail=customers.email_history(request.membership, contact),
         form=form or ContactForm(instance=contact, tenant=request.tenant),
         merge_form=merge_form or ContactMergeForm(),
@@ -117,12 +119,14 @@ def customer_list(request):
 
 
 def _customer_context(request, customer, form=None, domain_form=None) -> dict:
+    tickets = list(customers.customer_tickets(request.membership, customer)[:50])
     return _people_context(
         request,
         customer=customer,
         domains=list(customer.domains.all()),
         contacts=list(customers.contacts(request.membership).filter(customer=customer)[:100]),
-        tickets=list(customers.customer_tickets(request.membership, customer)[:50]),
+        tickets=tickets,
+        show_sla=sla.attach_next_due(tickets, request.tenant),
         form=form or CustomerForm(instance=customer),
         domain_form=domain_form or DomainForm(),
         nav_page="customers",

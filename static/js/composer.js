@@ -1,4 +1,5 @@
-// The ticket composer: Reply / Reply all / Forward / Note tabs (keys r, a, f, n), canned answers, file checks.
+// The ticket composer: Reply / Reply all / Forward / Note tabs (keys r, a, f, n), canned answers, file checks,
+// and sending without losing the chosen files when the server answers with an error or a collision warning.
 // Bound by data- attributes only; no inline scripts or styles (strict CSP).
 (function () {
   "use strict";
@@ -66,6 +67,8 @@
         reply.requestSubmit ? reply.requestSubmit() : reply.submit();
       }
     });
+
+    bindSending(reply);
 
     // Canned answers: the list comes from htmx; choosing one inserts its rendered body and attaches its files.
     var list = reply.querySelector("[data-canned-files]");
@@ -143,11 +146,139 @@
       } else {
         error.hidden = true;
       }
-      names.textContent = Array.prototype.map.call(files.files, function (f) { return f.name; }).join(", ");
+      showFiles();
+    });
+    // Each chosen file as a pill with its size and a remove button (the input keeps the rest).
+    function showFiles() {
+      names.textContent = "";
+      Array.prototype.forEach.call(files.files, function (file, index) {
+        var pill = document.createElement("span");
+        pill.className = "cf-file";
+        // Size and × are drawn by CSS from attributes: the pill's text stays the file's name.
+        var size = document.createElement("span");
+        size.className = "cf-size"; size.setAttribute("data-size", humanSize(file.size));
+        size.setAttribute("aria-hidden", "true");
+        var remove = document.createElement("button");
+        remove.type = "button"; remove.className = "btn-link cf-remove";
+        remove.setAttribute("aria-label", "Remove " + file.name);
+        remove.addEventListener("click", function () {
+          var keep = new DataTransfer();
+          Array.prototype.forEach.call(files.files, function (f, i) { if (i !== index) keep.items.add(f); });
+          files.files = keep.files;
+          showFiles();
+        });
+        pill.append(document.createTextNode(file.name), size, remove);
+        names.appendChild(pill);
+      });
+    }
+    if (files && files.files.length) showFiles(); // kept by the browser (back/forward)
+  }
+
+  function humanSize(bytes) {
+    if (bytes < 1024) return bytes + " bytes";
+    if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1) + " KB";
+    return (bytes / (1024 * 1024)).toFixed(1) + " MB";
+  }
+
+  // ---- sending (htmx posts the form; without JS it posts plainly) -------------------------------------------
+  // An error (400) or the collision warning (409) swaps in only the alerts and the regions the server marks
+  // hx-swap-oob (field errors, `seen`, the thread): the file input is never replaced, so its files stay chosen.
+  function bindSending(form) {
+    var leaving = false;
+    function ours(ev) { // the form's own request, not the preview or the canned search inside it
+      var d = ev.detail || {}; // d.elt is where the event fired (the swap target for swap events)
+      return ((d.requestConfig && d.requestConfig.elt) || d.elt) === form;
+    }
+    function buttons() { return form.querySelectorAll('button[type="submit"]'); }
+
+    form.addEventListener("htmx:beforeRequest", function (ev) {
+      if (!ours(ev)) return;
+      var trigger = ev.detail.requestConfig && ev.detail.requestConfig.triggeringEvent;
+      var clicked = trigger && trigger.submitter;
+      form.setAttribute("aria-busy", "true");
+      buttons().forEach(function (b) { b.disabled = true; });
+      if (clicked) clicked.classList.add("is-busy");
+    });
+    form.addEventListener("htmx:afterRequest", function (ev) {
+      if (!ours(ev) || leaving) return;
+      form.removeAttribute("aria-busy");
+      buttons().forEach(function (b) { b.disabled = false; b.classList.remove("is-busy"); });
+    });
+    form.addEventListener("htmx:beforeSwap", function (ev) {
+      if (!ours(ev)) return;
+      var status = ev.detail.xhr.status;
+      if (status === 400 || status === 409) { ev.detail.shouldSwap = true; ev.detail.isError = false; }
+    });
+    form.addEventListener("htmx:afterSwap", function (ev) {
+      if (!ours(ev) || ev.target.id !== "composer-alerts") return; // once, after the out-of-band swaps
+      var first = markErrors(form);
+      var alerts = document.getElementById("composer-alerts");
+      if (first && !form.querySelector("[data-send-anyway]")) first.focus();
+      else if (alerts && alerts.firstElementChild) alerts.scrollIntoView({ block: "center", behavior: "smooth" });
+    });
+    // No answer, or one we cannot show (a crash, a lost session): say so; the draft and files stay.
+    function failed(ev, text) {
+      if (!ours(ev)) return;
+      var alerts = document.getElementById("composer-alerts");
+      if (!alerts) return;
+      var p = document.createElement("p");
+      p.className = "alert alert-error composer-error";
+      p.setAttribute("role", "alert");
+      p.textContent = text;
+      alerts.replaceChildren(p);
+    }
+    form.addEventListener("htmx:sendError", function (ev) {
+      failed(ev, "Not sent: the server could not be reached. Check your connection and send again.");
+    });
+    form.addEventListener("htmx:responseError", function (ev) {
+      failed(ev, "Not sent: something went wrong on our side (" + ev.detail.xhr.status + "). Send again, or reload the page.");
+    });
+    // Sent: load the ticket at the new message, as the redirect of a plain post does.
+    form.addEventListener("htmx:beforeOnLoad", function (ev) {
+      if (!ours(ev)) return;
+      var to = ev.detail.xhr.getResponseHeader("HX-Redirect");
+      if (!to || ev.detail.xhr.status >= 300) return;
+      ev.preventDefault();
+      leaving = true;
+      go(to);
     });
   }
 
+  // Errors live in `.field-error` slots named after their control ("id_to-error" for "id_to"); after a swap
+  // the controls follow them (aria-invalid, the row's red border). Returns the first control in error.
+  function markErrors(form) {
+    var first = null;
+    form.querySelectorAll(".field-error[id]").forEach(function (slot) {
+      var bad = slot.textContent.trim() !== "";
+      var controls = Array.prototype.slice.call(form.querySelectorAll('[aria-describedby~="' + slot.id + '"]'));
+      var named = document.getElementById(slot.id.replace(/-error$/, ""));
+      if (named && controls.indexOf(named) < 0) controls.push(named);
+      controls.forEach(function (control) {
+        if (bad) control.setAttribute("aria-invalid", "true"); else control.removeAttribute("aria-invalid");
+        var row = control.closest(".cf-row");
+        if (row) row.classList.toggle("has-error", bad);
+        if (bad && !first && control.type !== "file") first = control;
+      });
+    });
+    return first;
+  }
+
+  function go(url) {
+    var next = new URL(url, window.location.href);
+    if (next.pathname === window.location.pathname && next.search === window.location.search) {
+      // Same page: setting location to a new #hash would only scroll, and the thread must show the reply.
+      history.replaceState(history.state, "", next.href);
+      history.scrollRestoration = "manual"; // land on the new message, not where the page was
+      window.location.reload();
+    } else {
+      window.location.assign(next.href);
+    }
+  }
+
   function start() {
+    if (history.scrollRestoration === "manual") { // set by go() for the load after sending; restore later ones
+      window.addEventListener("load", function () { setTimeout(function () { history.scrollRestoration = "auto"; }, 0); });
+    }
     var root = document.querySelector("[data-composer]");
     if (root) init(root);
   }

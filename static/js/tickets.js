@@ -95,6 +95,30 @@
     if (boxes.length || root === document) showSelection(true);
   }
 
+  // ---- SLA chips: "due in 2h" / "overdue 35m" stay true while the list is open (same words as the server) ----
+  var SLA_SOON_MS = 3600 * 1000;
+
+  function span(ms) {
+    var minutes = Math.max(1, Math.floor(ms / 60000));
+    if (minutes < 60) return minutes + "m";
+    if (minutes < 60 * 24) return Math.floor(minutes / 60) + "h";
+    return Math.floor(minutes / (60 * 24)) + "d";
+  }
+
+  function refreshSla() {
+    var now = Date.now();
+    document.querySelectorAll("[data-sla-due]").forEach(function (chip) {
+      var due = Date.parse(chip.dataset.slaDue);
+      if (isNaN(due)) return;
+      var left = due - now;
+      var text = chip.querySelector("[data-sla-text]");
+      if (text) text.textContent = left < 0 ? "overdue " + span(-left) : "due in " + span(left);
+      chip.classList.toggle("sla-over", left < 0);
+      chip.classList.toggle("sla-soon", left >= 0 && left < SLA_SOON_MS);
+      chip.classList.toggle("sla-ok", left >= SLA_SOON_MS);
+    });
+  }
+
   // ---- ticket page: message iframes ----------------------------------------------------------------------
   function fitFrame(frame) {
     try {
@@ -242,6 +266,9 @@
     }
     bind(document);
     document.addEventListener("keydown", onKey);
+    if (document.querySelector("[data-sla-due]") || document.querySelector("[data-ticket-list]")) {
+      setInterval(refreshSla, 30000);
+    }
   });
   // htmx swaps in fresh rows (live updates) or side panels: bind what arrived.
   document.addEventListener("htmx:load", function (ev) { if (ev.target !== document.body) bind(ev.target); });

@@ -11,7 +11,7 @@ from mailboxes.models import OutboundEmail
 from tests.conftest import make_member
 from tests.tickets import factories as f
 from tickets import threading
-from tickets.models import CannedAnswer, Message, MessageKind, Status
+from tickets.models import CannedAnswer, Message, MessageKind, Status, TicketEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -35,10 +35,10 @@ def newest(t):
     return Message.objects.filter(ticket=t).order_by("-pk").first().pk
 
 
-def post(client, t, **data):
+def post(client, t, *, htmx=False, **data):
     values = {"kind": "reply", "to": "dana@customer.test", "body": "We sent a technician.", "seen": newest(t)}
     values.update(data)
-    return client.post(url("reply", t), values)
+    return client.post(url("reply", t), values, headers={"HX-Request": "true"} if htmx else None)
 
 
 def test_ticket_page_shows_the_composer_with_tabs_and_prefilled_recipient(client, t, agent, box):
@@ -274,4 +274,107 @@ def test_composer_in_a_browser_tabs_keys_and_canned_answers(sign_in, live_server
     expect(page.get_by_text("Reply sent; the ticket is pending.")).to_be_visible()
     rows = list(OutboundEmail.objects.values_list("kind", "to"))
     assert ("reply", ["dana@customer.test"]) in rows, rows
+    assert not errors, errors
+
+
+def test_htmx_errors_come_back_as_regions_to_swap(client, t, agent):
+    """An htmx post with an error marks the field errors and `seen` out-of-band and asks for no re-choosing of
+    files (they stay in the page); a plain post says the browser forgot them."""
+    client.force_login(agent)
+    small = SimpleUploadedFile("notes.txt", b"hello", content_type="text/plain")
+    response = post(client, t, to="", files=[small], htmx=True)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'id="id_to-error" hx-swap-oob="true">Add at least one recipient.</p>' in page
+    assert 'id="composer-seen"' in page and 'id="composer-alerts"' in page
+    assert "Choose your files again" not in page
+    assert 'id="thread" hx-swap-oob' not in page  # the thread is swapped only after a collision
+    small.seek(0)
+    plain = post(client, t, to="", files=[small]).content.decode()
+    assert "Choose your files again" in plain and "hx-swap-oob" not in plain
+
+
+def test_htmx_collision_swaps_the_thread_and_success_loads_the_new_message(client, t, agent):
+    client.force_login(agent)
+    seen = newest(t)
+    arrived = f.message(t, text="Actually it is fixed now!")
+    response = post(client, t, seen=seen, htmx=True)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert 'id="thread" hx-swap-oob="true"' in page and "Actually it is fixed now!" in page
+    assert f'id="composer-seen" value="{arrived.pk}" hx-swap-oob="true"' in page
+    assert "data-send-anyway" in page
+    response = post(client, t, seen=seen, force="1", htmx=True)
+    assert response.status_code == 204
+    message = Message.objects.get(ticket=t, kind=MessageKind.OUTBOUND)
+    assert response["HX-Redirect"].endswith(f"/acme/tickets/{t.number}/#m-{message.pk}")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_files_stay_attached_through_an_error_and_a_collision(
+    sign_in, live_server, tenant, agent, screenshot
+):
+    """The attachment survives a field error and the collision warning; "Send anyway" sends it."""
+    from playwright.sync_api import expect
+
+    box = f.mailbox(tenant, "SUP", email="support@acme.test", is_default=True)
+    t = f.ticket(tenant, "Invoice wrong", requester=f.contact(tenant, "dana@customer.test", "Dana Customer"))
+    t.mailbox = box
+    t.save()
+    page = sign_in(agent)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        # The browser logs every 4xx response; 400 and 409 are the composer's answers, not failures.
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not re.search(r"status of 40[09]", msg.text)
+            else None
+        ),
+    )
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/acme/tickets/{t.number}/")
+    page.evaluate("window.__samePage = true")
+    files = page.locator('[data-composer-panel="reply"] input[name="files"]')
+    files.set_input_files(
+        {"name": "corrected-invoice.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 corrected"}
+    )
+    expect(page.locator("[data-file-names] .cf-file")).to_have_text("corrected-invoice.pdf")
+    page.locator("[data-composer-body]").fill("Here is the corrected invoice.")
+
+    # 1. A field error: only the error regions change.
+    page.locator("[data-composer-to]").fill("")
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator("#id_to-error")).to_have_text("Add at least one recipient.")
+    expect(page.locator("[data-composer-to]")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("[data-composer-to]")).to_be_focused()
+    assert files.evaluate("input => input.files.length") == 1
+
+    # 2. The customer writes meanwhile: the warning, the new message in the thread, still the file.
+    page.locator("[data-composer-to]").fill("dana@customer.test")
+    f.message(t, text="Never mind, I found the right one.")
+    page.get_by_role("button", name="Send and solve").click()
+    warning = page.locator(".composer-collision")
+    expect(warning).to_contain_text("A new message arrived since you opened this ticket.")
+    expect(page.locator("#thread")).to_contain_text("Never mind, I found the right one.")
+    expect(page.locator("#id_to-error")).to_be_empty()
+    expect(page.locator("[data-composer-to]")).not_to_have_attribute("aria-invalid", "true")
+    assert files.evaluate("input => [...input.files].map(f => f.name)") == ["corrected-invoice.pdf"]
+    assert page.evaluate("window.__samePage") is True  # no reload so far
+    assert not OutboundEmail.objects.exists()
+    screenshot(page, "collision")
+
+    # 3. Send anyway: sent with the file, and the ticket page shows the reply.
+    page.get_by_role("button", name="Send anyway").click()
+    expect(page.get_by_text("Reply sent; the ticket is solved.")).to_be_visible()
+    message = Message.objects.get(ticket=t, kind=MessageKind.OUTBOUND)
+    assert [a.filename for a in message.attachments.all()] == ["corrected-invoice.pdf"]
+    assert OutboundEmail.objects.get(ticket_message=message).to == ["dana@customer.test"]
+    # Solved by the agent (the test mailbox cannot deliver, so the failure notice may reopen it later).
+    assert TicketEvent.objects.filter(ticket=t, field="status", new="Solved", actor=agent).exists()
+    expect(page).to_have_url(f"{live_server.url}/acme/tickets/{t.number}/#m-{message.pk}")
+    expect(page.locator(f"#m-{message.pk}")).to_be_in_viewport()
+    screenshot(page, "sent")
     assert not errors, errors

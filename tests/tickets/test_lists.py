@@ -594,3 +594,80 @@ def test_a_replies_first_queue_lists_customer_replies_above_new_tickets_across_p
             break
         cursor = page.next_cursor
     assert seen == [t.number for t in replies] + [t.number for t in new]
+
+
+# --- SLA chip ------------------------------------------------------------------------------------------------
+
+
+def _chip(page: str, ticket) -> str:
+    """The SLA cell of a ticket's row: '' when empty, else 'tone|text'."""
+    row = re.search(rf'<tr [^>]*id="row-{ticket.pk}".*?</tr>', page, re.S).group(0)
+    cell = re.search(r'<td class="c-sla">(.*?)</td>', row, re.S)
+    assert cell is not None, "no SLA column"
+    chip = re.search(r'class="sla sla-(\w+)".*?<span data-sla-text>([^<]*)</span>', cell.group(1), re.S)
+    return f"{chip.group(1)}|{chip.group(2)}" if chip else ""
+
+
+def test_rows_show_the_next_sla_deadline_as_a_chip(client, tenant, agent):
+    from tickets.models import SlaPolicy
+
+    billing = f.queue(tenant, "Billing")
+    SlaPolicy.objects.create(
+        tenant=tenant,
+        name="Standard",
+        first_response_minutes=180,
+        resolution_minutes=24 * 60,
+        business_hours_only=False,
+    )
+    now = timezone.now()
+    fresh = f.ticket(tenant, "Fresh", at=now - timedelta(minutes=1))
+    late = f.ticket(tenant, "Late", at=now - timedelta(hours=3, minutes=35, seconds=20))
+    soon = f.ticket(tenant, "Soon", at=now - timedelta(hours=2, minutes=30))
+    answered = f.ticket(
+        tenant, "Answered", at=now - timedelta(hours=4, minutes=59), status=Status.OPEN, first_response_at=now
+    )
+    solved = f.ticket(tenant, "Solved late", at=now - timedelta(days=3), status=Status.SOLVED)
+    # A more specific policy without targets applies to the billing queue: no chip there.
+    SlaPolicy.objects.create(tenant=tenant, name="Billing", queue=billing, business_hours_only=False)
+    exempt = f.ticket(tenant, "Billing question", queue=billing, at=now - timedelta(days=2))
+    client.force_login(agent)
+    page = client.get(reverse("tickets:list", args=["acme", "all"])).content.decode()
+    assert _chip(page, fresh) == "ok|due in 2h"  # the first response, 2h 59m away
+    assert _chip(page, late) == "over|overdue 35m"  # red
+    assert _chip(page, soon) == "soon|due in 29m"  # amber within the last hour
+    assert _chip(page, answered) == "ok|due in 19h"  # answered: the resolution is next
+    assert _chip(page, solved) == ""  # solved and closed tickets race nothing
+    assert _chip(page, exempt) == ""  # no target applies
+    assert 'title="First response due' in page and 'title="Resolution due' in page
+
+
+def test_no_sla_column_without_policies(client, tenant, agent):
+    f.ticket(tenant, "Anything")
+    client.force_login(agent)
+    page = client.get(reverse("tickets:list", args=["acme", "open"])).content.decode()
+    assert 'class="c-sla"' not in page and "data-sla-due" not in page
+
+
+def test_sla_chips_keep_list_queries_flat(client, tenant, admin, django_assert_max_num_queries):
+    """Business hours and policies are read once per page, never per row."""
+    from tickets.models import BusinessHours, SlaPolicy
+
+    queue = f.queue(tenant, "Support")
+    BusinessHours.objects.create(tenant=tenant, weekdays=[0, 1, 2, 3, 4, 5, 6], start="00:00", end="23:59")
+    SlaPolicy.objects.create(tenant=tenant, name="Support", queue=queue, first_response_minutes=60)
+    SlaPolicy.objects.create(tenant=tenant, name="Urgent", priority=Priority.URGENT, resolution_minutes=120)
+    client.force_login(admin)
+    url = reverse("tickets:list", args=["acme", "open"])
+    f.many_tickets(tenant, 5, queue=queue)
+    client.get(url)
+    with CaptureQueriesContext(connection) as few, django_assert_max_num_queries(MAX_QUERIES):
+        assert client.get(url).content.decode().count("data-sla-due") == 5
+    f.many_tickets(tenant, 40, queue=queue, priority=Priority.URGENT)
+    client.get(url)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(url).content.decode().count("data-sla-due") == 45
+    assert len(many) == len(few)
+    contact = Ticket.objects.filter(tenant=tenant).first().requester
+    assert (
+        "data-sla-due" in client.get(reverse("tickets:contact", args=["acme", contact.pk])).content.decode()
+    )

@@ -271,3 +271,46 @@ def test_inbound_messages_link_their_processing_trace(client, tenant, admin):
     page = detail(client, t)
     assert "Processing trace" in page and "by In-Reply-To" in page
     assert "Threaded by In-Reply-To</summary>" in page
+
+
+# Keys as the help dialog prints them.
+KEY_LABELS = {"ArrowDown": "↓", "ArrowUp": "↑", "Escape": "Esc"}
+
+
+def test_shortcut_help_lists_every_key_the_scripts_handle(client, tenant, agent):
+    """The `?` dialog must not drift from js/tickets.js and js/composer.js: every key they act on is listed."""
+    from django.conf import settings
+
+    static = settings.BASE_DIR / "static" / "js"
+    scripts = "".join((static / name).read_text() for name in ("tickets.js", "composer.js"))
+    handled = set(re.findall(r'ev\.key === "([^"]+)"', scripts)) | set(
+        re.findall(r'case "([^"]+)":', scripts)
+    )
+    t = f.ticket(tenant)
+    client.force_login(agent)
+    page = detail(client, t)
+    handled |= set(re.findall(r'data-composer-tab="\w+" data-key="(\w)"', page))  # r, a, f, n
+    assert {
+        "j",
+        "k",
+        "x",
+        "o",
+        "Enter",
+        "s",
+        "u",
+        "/",
+        "g",
+        "i",
+        "?",
+        "Escape",
+        "r",
+        "a",
+        "f",
+        "n",
+    } <= handled
+    dialog = re.search(r'<dialog id="shortcuts".*?</dialog>', page, re.S).group(0)
+    listed = set(re.findall(r"<kbd>([^<]+)</kbd>", dialog))
+    missing = {KEY_LABELS.get(key, key) for key in handled} - listed
+    assert not missing, f"keys handled but not in the shortcuts dialog: {sorted(missing)}"
+    if re.search(r"ev\.ctrlKey \|\| ev\.metaKey\) && \w+\.value\.trim\(\)", scripts):  # Ctrl+Enter sends
+        assert re.search(r"<kbd>Ctrl</kbd> <kbd>Enter</kbd></dt><dd>Send the reply, add the note", dialog)

@@ -34,7 +34,7 @@ def test_ticks_survive_a_live_refresh(sign_in, live_server, tenant, agent):
     expect(page.locator("[data-bulk-count]")).to_have_text("1")
 
 
-def test_keyboard_moves_opens_and_explains(sign_in, live_server, tenant, agent):
+def test_keyboard_moves_opens_and_explains(sign_in, live_server, tenant, agent, screenshot):
     tickets = f.many_tickets(tenant, 3)
     page = sign_in(agent)
     page.goto(f"{live_server.url}/acme/views/open/")
@@ -46,12 +46,34 @@ def test_keyboard_moves_opens_and_explains(sign_in, live_server, tenant, agent):
     page.keyboard.press("x")
     expect(page.locator("[data-bulk-count]")).to_have_text("1")
     page.keyboard.press("?")
-    expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(dialog).to_be_visible()
+    for action in ("Reply all", "Forward", "Write an internal note", "Solve", "Go to the inbox"):
+        expect(dialog.get_by_text(action, exact=True)).to_be_visible()
+    screenshot(page, "shortcuts")
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_hidden()
     page.keyboard.press("Enter")
     expect(page).to_have_url(f"{live_server.url}/acme/tickets/{tickets[1].number}/")
+    # r, a, f, n open the composer in that mode (Esc leaves the field it focused, so keys work again).
+    tab, kind = page.locator(".composer-tab.is-active"), page.locator("[data-composer-kind]")
+    for key, label, mode, focused in [
+        ("a", "Reply all", "reply_all", "[data-composer-body]"),
+        ("f", "Forward", "forward", "[data-composer-to]"),
+        ("r", "Reply", "reply", "[data-composer-body]"),
+    ]:
+        page.keyboard.press(key)
+        expect(tab).to_contain_text(label)
+        expect(kind).to_have_value(mode)
+        expect(page.locator('[data-composer-panel="reply"]')).to_be_visible()
+        expect(page.locator(focused)).to_be_focused()
+        page.keyboard.press("Escape")
+    expect(page).to_have_url(
+        f"{live_server.url}/acme/tickets/{tickets[1].number}/"
+    )  # Esc only left the field
     page.keyboard.press("n")
+    expect(page.locator('[data-composer-panel="reply"]')).to_be_hidden()
+    expect(tab).to_contain_text("Note")
     expect(page.locator("[data-note-input]")).to_be_focused()
     page.keyboard.type("Checked the logs")
     page.keyboard.press("Control+Enter")
@@ -84,3 +106,35 @@ def test_filter_menu_combines_choices_in_the_url(sign_in, live_server, tenant, a
     for row in page.locator(".c-status").all()[1:]:
         assert row.inner_text() in ("Open", "Pending")
     screenshot(page, "filtered")
+
+
+def test_sla_chips_show_what_is_due_and_turn_red_when_overdue(
+    sign_in, live_server, tenant, admin, agent, screenshot
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tickets.models import SlaPolicy
+
+    SlaPolicy.objects.create(
+        tenant=tenant,
+        name="Standard",
+        first_response_minutes=8 * 60,
+        resolution_minutes=3 * 24 * 60,
+        business_hours_only=False,
+    )
+    f.demo_inbox(tenant, [admin, agent], n=12, read_by=[admin])
+    soon = f.ticket(tenant, "Payment page shows an error", at=timezone.now() - timedelta(hours=7, minutes=50))
+    page = sign_in(admin)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.clock.install()  # the chips follow the clock while the page stays open
+    page.goto(f"{live_server.url}/acme/views/all/")
+    chip = page.locator(f"#row-{soon.pk} .sla")
+    expect(chip).to_have_text("First response due in 9m")
+    expect(chip).to_have_class("sla sla-soon")
+    expect(page.locator(".sla-over").first).to_contain_text("overdue")
+    screenshot(page, "sla")
+    page.clock.fast_forward("00:12:00")
+    expect(chip).to_have_text("First response overdue 2m")
+    expect(chip).to_have_class("sla sla-over")

@@ -48,6 +48,45 @@ def time_cell(value: dt.datetime | None) -> SafeString:
     )
 
 
+def _span(seconds: int) -> str:
+    """45m, 2h, 3d: a duration in the width of a chip (rounded down, at least a minute)."""
+    minutes = max(1, seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    if minutes < 60 * 24:
+        return f"{minutes // 60}h"
+    return f"{minutes // (60 * 24)}d"
+
+
+SLA_SOON = dt.timedelta(hours=1)  # the chip turns amber this long before the deadline
+
+
+@register.filter
+def sla_chip(due) -> SafeString:
+    """The list's SLA chip for a `tickets.sla.NextDue`: "due in 2h", "overdue 35m" (red); empty for None.
+
+    js/tickets.js keeps the text current from `data-sla-due` while the page stays open.
+    """
+    if due is None:
+        return mark_safe("")
+    seconds = int((due.at - timezone.now()).total_seconds())
+    if seconds < 0:
+        tone, text = "over", f"overdue {_span(-seconds)}"
+    else:
+        tone, text = ("soon" if seconds < SLA_SOON.total_seconds() else "ok"), f"due in {_span(seconds)}"
+    local = timezone.localtime(due.at)
+    return format_html(
+        '<span class="sla sla-{}" data-sla-due="{}" title="{} due {}">'
+        '<span class="visually-hidden">{} </span><span data-sla-text>{}</span></span>',
+        tone,
+        due.at.isoformat(),
+        due.label,
+        f"{local:%b} {local.day}, {local:%H:%M}",
+        due.label,
+        text,
+    )
+
+
 @register.filter
 def sort_time(ticket, sort: str):
     """The time the list is sorted by: created for newest/oldest, updated, else the last message."""
