@@ -4,7 +4,8 @@ The same bytes always get the same key, so writing twice is harmless (a crash be
 database commit leaves at most an orphan blob, never a wrong one) and identical attachments are stored once.
 
 On S3 (django-storages) we talk to the bucket through one shared boto3 client, which is thread-safe, so
-`Uploader` can push many small objects in parallel without creating a client per message. Large payloads
+`Uploader` can push many small objects in parallel without creating a client per message; small objects
+take `s3put`'s signed fast path where the storage's configuration allows. Large payloads
 are streamed with multipart uploads from a file object; nothing here needs the whole blob in memory twice.
 On any other storage (the embedded FileSystemStorage) a blob is written to a temporary file and renamed
 into place, which is atomic and idempotent.
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from typing import IO, BinaryIO
 
 from django.core.files.storage import FileSystemStorage, default_storage, storages
+
+from mailboxes import s3put
 
 PREFIX = "blobs"
 CHUNK = 1024 * 1024
@@ -127,8 +130,12 @@ def put(data: bytes, *, sha256: str | None = None) -> Blob:
     if s3 is not None:
         client, bucket = s3
         # One PUT straight from the bytes we already hold (up to S3's 5 GB single-PUT limit): a multipart
-        # upload would copy every 8 MB part into a buffer of its own.
-        client.put_object(Bucket=bucket, Key=_s3_key(storage, key), Body=data)
+        # upload would copy every 8 MB part into a buffer of its own. The signed fast path where it applies.
+        fast = s3put.for_storage(storage)
+        if fast is not None:
+            fast.put(bucket, _s3_key(storage, key), data, digest)
+        else:
+            client.put_object(Bucket=bucket, Key=_s3_key(storage, key), Body=data)
     else:
         _put_local(storage, key, [data])
     return Blob(key, digest, len(data))
