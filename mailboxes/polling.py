@@ -11,7 +11,8 @@ One poll of one mailbox (`poll(mailbox_id)`):
    INTERNALDATE in batches (large messages alone, so memory stays bounded);
 4. per batch: raw bytes to storage (parallel, while the batch is parsed), ledger rows + folder position in
    one commit, the batch's contacts and Message-IDs read together (`tickets.lookups`), then each message
-   processed in its own transaction, then the after-import action for the committed ones;
+   committed, twenty to a transaction (a failing one is retried alone), then the after-import action for the
+   committed ones;
 5. record success on the mailbox's health, or back off (exponential, with jitter) and say why.
 
 A message that cannot be processed is quarantined (intake does that) and never stops the batch; a mailbox
@@ -46,6 +47,8 @@ BATCH_MESSAGES = int(os.environ.get("INBOUND_FETCH_BATCH", "200"))
 BATCH_BYTES = 16 * 1024 * 1024
 LARGE_MESSAGE = 4 * 1024 * 1024  # fetched alone, in chunks
 LARGE_CHUNK = 4 * 1024 * 1024
+# Messages committed in one transaction (one WAL flush each group; a failure redoes the group one by one).
+COMMIT_GROUP = 20
 MAX_BACKOFF_SECONDS = 3600
 FAILING_AFTER = 2  # consecutive failures before the mailbox shows as failing
 
@@ -437,7 +440,7 @@ def _take_batch(
     result: PollResult,
     sizes: dict[int, int] | None = None,
 ) -> None:
-    from tickets.intake import Outcome, commit, prepare
+    from tickets.intake import Outcome, commit_many, prepare
 
     sizes = sizes or {}
     if len(uids) == 1 and sizes.get(uids[0], 0) > LARGE_MESSAGE:
@@ -491,12 +494,14 @@ def _take_batch(
     if prepared:
         own = context.addresses_of(mailbox.tenant_id)
         context.lookups.load(mailbox.tenant, [i.parsed for i in prepared], own=own, domains=context.domains)
-    prepared.reverse()
-    while prepared:
-        item = prepared.pop()
-        context.uploader.wait_for(item.digests)
-        result.count(commit(item, context=context).kind)
-        del item
+    for start in range(0, len(prepared), COMMIT_GROUP):
+        group = prepared[start : start + COMMIT_GROUP]
+        for item in group:
+            context.uploader.wait_for(item.digests)
+        for outcome in commit_many(group, context=context):
+            result.count(outcome.kind)
+        prepared[start : start + COMMIT_GROUP] = [None] * len(group)  # let the group's bodies go
+    del prepared
     context.uploader.wait()
     context.flush()
     if len(uids) == 1 and sizes.get(uids[0], 0) > LARGE_MESSAGE:

@@ -101,3 +101,23 @@ def _stored(mailbox, raw: bytes) -> InboundMessage:
     from mailboxes import inbound
 
     return inbound.record_raw(raw, mailbox=mailbox)
+
+
+def test_one_bad_message_in_a_commit_group_costs_only_itself(support, dovecot, tenant):
+    """A bounce for a mail we never sent fails inside the group's transaction: the group rolls back and is
+    committed one by one; the others land once, with clean traces, the bounce is quarantined."""
+    from tests.inbound.test_polling import _bounce
+
+    dovecot.append(support.email, build_mail(sender="Ann <ann@client.test>", subject="First"))
+    dovecot.append(support.email, _bounce(support.email, "<never-sent@example.test>"))
+    dovecot.append(support.email, build_mail(sender="Bob <bob@client.test>", subject="Second"))
+
+    result = polling.poll(support.pk)
+
+    assert (result.new_tickets, result.quarantined) == (2, 1), result
+    assert sorted(Ticket.objects.filter(tenant=tenant).values_list("number", flat=True)) == [1001, 1002]
+    for row in InboundMessage.objects.filter(mailbox=support, outcome="new-ticket"):
+        steps = [s["step"] for s in row.trace]
+        assert steps.count("write") == 1 and steps.count("thread") == 1, steps
+    bad = InboundMessage.objects.get(mailbox=support, status=InboundStatus.QUARANTINED)
+    assert "bounce for a message we do not know" in bad.quarantine_reason
