@@ -24,23 +24,21 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import random
-import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import close_old_connections
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from mailboxes import blobs, inbound
-from mailboxes.models import AfterImport, FolderState, Health, InboundStatus, Mailbox
+from mailboxes.models import AfterImport, FolderState, InboundStatus, Mailbox
+from mailboxes.poll_health import record_failure, record_success
+from mailboxes.poll_leases import LeaseLost, acquire_lease, new_owner, release_lease, renew_lease
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120
 # Messages per FETCH / ledger commit. Smaller batches commit sooner (the crash test uses 25); the environment
 # variable INBOUND_FETCH_BATCH overrides it.
 BATCH_MESSAGES = int(os.environ.get("INBOUND_FETCH_BATCH", "200"))
@@ -49,8 +47,6 @@ LARGE_MESSAGE = 4 * 1024 * 1024  # fetched alone, in chunks
 LARGE_CHUNK = 4 * 1024 * 1024
 # Messages committed in one transaction (one WAL flush each group; a failure redoes the group one by one).
 COMMIT_GROUP = 20
-MAX_BACKOFF_SECONDS = 3600
-FAILING_AFTER = 2  # consecutive failures before the mailbox shows as failing
 
 
 @dataclass
@@ -81,10 +77,6 @@ class PollResult:
             setattr(self, attr, getattr(self, attr) + 1)
 
 
-class LeaseLost(Exception):
-    """Another poller took the mailbox over (our lease expired): stop without touching anything else."""
-
-
 # --- scheduling ---------------------------------------------------------------------------------------------
 
 
@@ -107,112 +99,6 @@ def due_mailbox_ids(now: datetime | None = None) -> list[int]:
 def wake(mailbox_id: int) -> None:
     """Make a mailbox due now (IDLE saw new mail)."""
     Mailbox.objects.filter(pk=mailbox_id).update(next_poll_at=timezone.now())
-
-
-# --- leasing ------------------------------------------------------------------------------------------------
-
-
-def new_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _owner_is_dead_local(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def acquire_lease(mailbox_id: int, owner: str, seconds: int = LEASE_SECONDS) -> bool:
-    """Take the mailbox's poll lease if it is free, expired, ours, or held by a dead process on this host."""
-    now = timezone.now()
-    until = now + timedelta(seconds=seconds)
-    free = Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lt=now) | Q(poll_lease_owner=owner)
-    if (
-        Mailbox.objects.filter(pk=mailbox_id)
-        .filter(free)
-        .update(poll_lease_until=until, poll_lease_owner=owner)
-    ):
-        return True
-    current = Mailbox.objects.filter(pk=mailbox_id).values_list("poll_lease_owner", flat=True).first()
-    if current and _owner_is_dead_local(current):
-        log.info("mailbox %s: taking over the lease of dead poller %s", mailbox_id, current)
-        return bool(
-            Mailbox.objects.filter(pk=mailbox_id, poll_lease_owner=current).update(
-                poll_lease_until=until, poll_lease_owner=owner
-            )
-        )
-    return False
-
-
-def renew_lease(mailbox_id: int, owner: str, seconds: int = LEASE_SECONDS) -> None:
-    until = timezone.now() + timedelta(seconds=seconds)
-    if not Mailbox.objects.filter(pk=mailbox_id, poll_lease_owner=owner).update(poll_lease_until=until):
-        raise LeaseLost(f"mailbox {mailbox_id}: lease lost")
-
-
-def release_lease(mailbox_id: int, owner: str) -> None:
-    Mailbox.objects.filter(pk=mailbox_id, poll_lease_owner=owner).update(
-        poll_lease_until=None, poll_lease_owner=""
-    )
-
-
-# --- health -------------------------------------------------------------------------------------------------
-
-
-def backoff_seconds(interval: int, failures: int) -> float:
-    """Exponential backoff from the poll interval, capped at an hour, with +-20 % jitter (no thundering herd)."""
-    base = min(interval * (2 ** min(failures, 10)), MAX_BACKOFF_SECONDS)
-    return base * random.uniform(0.8, 1.2)
-
-
-def record_success(mailbox: Mailbox) -> None:
-    now = timezone.now()
-    Mailbox.objects.filter(pk=mailbox.pk).update(
-        health=Health.CONNECTED,
-        last_success_at=now,
-        last_poll_at=now,
-        consecutive_failures=0,
-        last_error="",
-        last_error_advice="",
-        next_poll_at=now + timedelta(seconds=mailbox.poll_interval),
-    )
-
-
-def record_failure(mailbox: Mailbox, exc: BaseException) -> str:
-    """Back off and show the failure on the mailbox; auth failures hand over to the reconnect flow."""
-    from mailboxes.errors import MailError, NeedsReconnect, WrongCredentials
-
-    now = timezone.now()
-    failures = mailbox.consecutive_failures + 1
-    message = getattr(exc, "message", "") or f"{type(exc).__name__}: {exc}"
-    advice = getattr(exc, "advice", "") if isinstance(exc, MailError) else "We will try again automatically."
-    if isinstance(exc, NeedsReconnect | WrongCredentials):
-        health = Health.NEEDS_RECONNECT
-    elif failures >= FAILING_AFTER:
-        health = Health.FAILING
-    else:
-        health = mailbox.health if mailbox.health != Health.PENDING else Health.FAILING
-    delay = backoff_seconds(mailbox.poll_interval, failures)
-    Mailbox.objects.filter(pk=mailbox.pk).update(
-        health=health,
-        last_poll_at=now,
-        last_error=message[:2000],
-        last_error_advice=advice[:2000],
-        last_error_at=now,
-        consecutive_failures=F("consecutive_failures") + 1,
-        next_poll_at=now + timedelta(seconds=delay),
-    )
-    return message
 
 
 # --- polling ------------------------------------------------------------------------------------------------
@@ -560,16 +446,10 @@ def status_counts(mailbox: Mailbox) -> dict[str, int]:
 
 __all__ = [
     "PollResult",
-    "acquire_lease",
     "apply_after_import",
-    "backoff_seconds",
     "due_mailbox_ids",
     "poll",
     "poll_folder",
-    "record_failure",
-    "record_success",
-    "release_lease",
-    "renew_lease",
     "status_counts",
     "wake",
 ]

@@ -19,10 +19,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -31,21 +30,15 @@ from mailboxes.models import (
     InboundMessage,
     InboundStatus,
     Mailbox,
-    OutboundEmail,
-    OutboundStatus,
 )
-from tickets import contacts, routing, threading
+from tickets import contacts, lookups, routing, threading
+from tickets import intake_writes as writes
 from tickets.lookups import Lookups
 from tickets.models import (
     Attachment,
-    Contact,
     Message,
     MessageKind,
-    Participant,
-    Status,
     Ticket,
-    TicketCounter,
-    TicketEvent,
 )
 
 log = logging.getLogger(__name__)
@@ -345,8 +338,8 @@ def _prepare(inbound: InboundMessage, parsed, trace: Trace, context: Context, st
         stored.append((att, blob))
     if stored:
         trace.step("attachments", f"{len(stored)} to storage")
-    html = _clean(sanitize.clean_html(parsed.html_body)) if parsed.html_body else ""
-    text = _clean(parsed.text_body or (sanitize.html_to_text(html) if html else ""))
+    html = writes.clean(sanitize.clean_html(parsed.html_body)) if parsed.html_body else ""
+    text = writes.clean(parsed.text_body or (sanitize.html_to_text(html) if html else ""))
     trace.step("bodies")
     return Prepared(inbound, trace, parsed, auto_kind, bounce, stored, html, text)
 
@@ -369,7 +362,7 @@ def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outc
     message_id = parsed.message_id[:998]
 
     with transaction.atomic(savepoint=savepoint):
-        dup = _duplicate_of(tenant.pk, message_id, context.lookups.stored)
+        dup = lookups.duplicate_of(tenant.pk, message_id, context.lookups.stored)
         if dup is not None:
             trace.step("duplicate", dup)
             _claim(
@@ -409,7 +402,7 @@ def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outc
         if bounce is not None and match.ticket is None:
             raise Quarantine("a bounce for a message we do not know")
         if match.ticket is None:
-            ticket = _new_ticket(inbound, mailbox, parsed.subject, sender, match, when)
+            ticket = writes.new_ticket(inbound, mailbox, parsed.subject, sender, match, when)
             outcome = NEW_TICKET
         else:
             ticket = match.ticket
@@ -421,10 +414,10 @@ def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outc
             kind=kind,
             contact=sender,
             from_addr=sender_addr[:320],
-            from_name=_clean(sender_name)[:200],
+            from_name=writes.clean(sender_name)[:200],
             to=[a.address for a in parsed.to][:200],
             cc=[a.address for a in parsed.cc][:200],
-            subject=_clean(parsed.subject)[:998],
+            subject=writes.clean(parsed.subject)[:998],
             text=text,
             html=html,
             message_id=message_id,
@@ -453,9 +446,9 @@ def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outc
                 ]
             )
         if not auto_kind:
-            _add_participants(ticket, sender, parsed, own, context, new=outcome == NEW_TICKET)
+            writes.add_participants(ticket, sender, parsed, own, context, new=outcome == NEW_TICKET)
             if outcome == REPLY:
-                _reply_arrived(ticket, match, mailbox, when)
+                writes.reply_arrived(ticket, match, mailbox, when)
             if not inbound.is_history:
                 # Before the reply notification, so it reaches whoever holds the ticket now.
                 if outcome == NEW_TICKET:
@@ -463,7 +456,7 @@ def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outc
                 else:
                     routing.route_customer_reply(ticket)
         if bounce is not None:
-            _record_bounce(tenant.pk, bounce, trace)
+            writes.record_bounce(tenant.pk, bounce, trace)
 
         autoreply_skip = _autoreply_precheck(inbound, mailbox, outcome, auto_kind, sender_addr, own)
         trace.step("write", f"ticket #{ticket.number}, {outcome}")
@@ -497,10 +490,6 @@ def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outc
 # --- pieces -------------------------------------------------------------------------------------------------
 
 
-def _clean(text: str) -> str:
-    return text.replace("\x00", "") if text and "\x00" in text else (text or "")
-
-
 def _spam(verdict: Any) -> tuple[bool, str]:
     if verdict is None or verdict is False:
         return False, ""
@@ -522,146 +511,6 @@ def _email_settings(tenant):
         row = EmailSettings.for_tenant(tenant)
         tenant._email_settings_cache = row
     return row
-
-
-def _duplicate_of(tenant_id: int, message_id: str, known: dict | None = None) -> str | None:
-    """Why this Message-ID is already known (we stored it, or it is our own outgoing mail), else None.
-
-    `known`: a batch's answers read beforehand ((tenant id, normalised id) -> reason or None; see
-    `tickets.lookups`); the unique constraint on stored ids catches what changed since."""
-    if not message_id:
-        return None
-    key = (tenant_id, threading.normalize_id(message_id))
-    if known is not None and key in known:
-        return known[key]
-    variants = list({message_id, *threading.id_variants([key[1]])})
-    with connection.cursor() as cur:
-        placeholders = ",".join(["%s"] * len(variants))
-        cur.execute(
-            f"SELECT 'message', ticket_id FROM {Message._meta.db_table} "  # noqa: S608 (table names are ours)
-            f"WHERE tenant_id = %s AND message_id IN ({placeholders}) AND kind IN (%s, %s) "
-            f"UNION ALL SELECT 'outbound', ticket_id FROM {OutboundEmail._meta.db_table} "
-            f"WHERE tenant_id = %s AND message_id IN ({placeholders}) LIMIT 1",
-            [tenant_id, *variants, MessageKind.INBOUND, MessageKind.AUTOMATIC, tenant_id, *variants],
-        )
-        row = cur.fetchone()
-    if row is None:
-        return None
-    if row[0] == "outbound":
-        return "our own outgoing message"
-    return f"already stored (ticket id {row[1]})"
-
-
-def _next_number(tenant) -> int:
-    """The next ticket number in one statement (the counter row stays locked until commit)."""
-    table = TicketCounter._meta.db_table
-    if connection.vendor in ("postgresql", "sqlite"):
-        with connection.cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {table} (tenant_id, last_number) VALUES (%s, 1001) "  # noqa: S608
-                f"ON CONFLICT (tenant_id) DO UPDATE SET last_number = {table}.last_number + 1 "
-                "RETURNING last_number",
-                [tenant.pk],
-            )
-            return cur.fetchone()[0]
-    return TicketCounter.next_number(tenant)
-
-
-def _new_ticket(inbound, mailbox, subject: str, sender: Contact | None, match, when: datetime) -> Ticket:
-    tenant = inbound.tenant
-    closed = bool(mailbox and mailbox.close_automatically)
-    title = _clean(subject).strip()[:998] or "(no subject)"
-    ticket = Ticket(
-        tenant=tenant,
-        number=_next_number(tenant),
-        title=title,
-        status=Status.CLOSED if closed else Status.NEW,
-        queue_id=mailbox.default_queue_id if mailbox else None,
-        mailbox=mailbox,
-        requester=sender,
-        customer_id=sender.customer_id if sender else None,
-        related_to=match.related_to,
-        created_at=when,
-        updated_at=when,
-        last_message_at=when,
-        last_inbound_at=when,
-        last_message_inbound=True,
-        closed_at=when if closed else None,
-        close_reason="imported as closed" if closed else "",
-    )
-    ticket.save(force_insert=True)
-    return ticket
-
-
-def _add_participants(
-    ticket: Ticket, sender: Contact | None, parsed, own: set[str], context: Context, *, new: bool
-) -> None:
-    """The sender and the people they copied take part (and may thread in); our own addresses never do."""
-    people: list[Contact] = [sender] if sender else []
-    for addr in [*parsed.cc, *parsed.to][:20]:
-        email = contacts.normalize_address(addr.address)
-        if email and email not in own and (sender is None or email != sender.email):
-            contact = contacts.contact_for(
-                ticket.tenant, email, addr.name, cache=context.domains, known=context.lookups.contacts
-            )
-            if contact is not None:
-                people.append(contact)
-    if not people:
-        return
-    if not new and len(people) == 1 and ticket.requester_id == people[0].pk:
-        return  # the requester answering their own ticket already takes part (one query saved)
-    Participant.objects.bulk_create(
-        [Participant(tenant_id=ticket.tenant_id, ticket=ticket, contact=c) for c in people],
-        ignore_conflicts=True,
-    )
-
-
-def _reply_arrived(ticket: Ticket, match, mailbox, when: datetime) -> None:
-    old = ticket.status
-    fields = {
-        "last_message_at": when,
-        "last_inbound_at": when,
-        "last_message_inbound": True,
-        "updated_at": when,
-    }
-    keep_closed = bool(mailbox and mailbox.close_automatically)
-    if not keep_closed and (match.reopen or old == Status.PENDING):
-        fields.update(status=Status.OPEN, solved_at=None, closed_at=None, close_reason="")
-    Ticket.objects.filter(pk=ticket.pk).update(**fields)
-    for name, value in fields.items():
-        setattr(ticket, name, value)
-    if fields.get("status") and fields["status"] != old:
-        TicketEvent.objects.create(
-            tenant_id=ticket.tenant_id, ticket=ticket, field="status", old=old, new=fields["status"]
-        )
-
-
-def _record_bounce(tenant_id: int, bounce, trace: Trace) -> None:
-    """A bounce reports a mail we sent: mark that outbound row failed with the server's diagnostic."""
-    original = getattr(bounce, "original_message_id", "") or ""
-    if not original:
-        return
-    if not getattr(bounce, "is_permanent", True):
-        trace.step("bounce", f"delay report for {original}: the outbound mail stays as it is")
-        return
-    diagnostic = (
-        getattr(bounce, "diagnostic", "")
-        or getattr(bounce, "diagnostic_code", "")
-        or getattr(bounce, "status", "")
-        or "the receiving server returned the message"
-    )
-    recipient = getattr(bounce, "recipient", "") or ", ".join(getattr(bounce, "recipients", ()) or ())
-    norm = threading.normalize_id(original)
-    updated = (
-        OutboundEmail.objects.filter(tenant_id=tenant_id, message_id__in=[norm, f"<{norm}>"])
-        .exclude(status=OutboundStatus.FAILED)
-        .update(
-            status=OutboundStatus.FAILED,
-            error_message=f"Bounced{f' by {recipient}' if recipient else ''}: {diagnostic}"[:2000],
-            error_advice="Check the recipient's address, or contact them another way.",
-        )
-    )
-    trace.step("bounce", f"original {original}: {'outbound marked failed' if updated else 'no outbound row'}")
 
 
 def _autoreply_precheck(inbound, mailbox, outcome: str, auto_kind: str, sender: str, own: set[str]) -> str:

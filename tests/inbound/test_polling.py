@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from mailboxes import polling
+from mailboxes import poll_leases, polling
 from mailboxes.models import FolderState, Health, InboundMessage, InboundStatus, Mailbox, OutboundEmail
 from tests.inbound.conftest import build_mail, make_mailbox
 from tickets import threading
@@ -339,12 +339,12 @@ def test_keep_leaves_mail_unread(support, dovecot):
 
 
 def test_second_poller_does_nothing_while_the_lease_is_held(support, dovecot):
-    assert polling.acquire_lease(support.pk, "someone-else:1:x")
+    assert poll_leases.acquire_lease(support.pk, "someone-else:1:x")
     deliver(dovecot, support, build_mail())
     result = polling.poll(support.pk)
     assert not result.leased
     assert not InboundMessage.objects.filter(mailbox=support).exists()
-    polling.release_lease(support.pk, "someone-else:1:x")
+    poll_leases.release_lease(support.pk, "someone-else:1:x")
     assert poll(support).new_tickets == 1
 
 

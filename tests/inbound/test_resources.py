@@ -15,7 +15,7 @@ import time
 import pytest
 from django.core.management import call_command
 
-from mailboxes import blobs, polling
+from mailboxes import blobs, poll_health, polling
 from mailboxes.models import Health, InboundMessage, Mailbox
 from tests.inbound.conftest import MANAGE, build_mail, make_mailbox, worker_env
 from tickets.models import Attachment, Ticket
@@ -145,5 +145,5 @@ def test_unreachable_mailbox_backs_off_and_does_not_delay_others(tenant, dovecot
 
 
 def test_backoff_is_capped_and_jittered():
-    delays = {round(polling.backoff_seconds(60, 20)) for _ in range(20)}
+    delays = {round(poll_health.backoff_seconds(60, 20)) for _ in range(20)}
     assert max(delays) <= 3600 * 1.2 and min(delays) >= 3600 * 0.8 and len(delays) > 1
