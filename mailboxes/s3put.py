@@ -34,6 +34,13 @@ _RETRY = urllib3.Retry(
 _ERROR = re.compile(rb"<(Code|Message)>([^<]{0,300})</")
 
 
+class _KnownPayloadAuth(S3SigV4Auth):
+    """SigV4 for S3 that takes the payload's SHA-256 from the request instead of hashing the body again."""
+
+    def payload(self, request):
+        return request.context.get("payload_sha256") or super().payload(request)
+
+
 class UploadError(Exception):
     """S3 refused a PUT; the message says what it answered."""
 
@@ -45,7 +52,7 @@ class FastPut:
         self, endpoint_url: str, region: str, access_key: str, secret_key: str, token: str | None, verify
     ):
         self.endpoint = endpoint_url.rstrip("/")
-        self.signer = S3SigV4Auth(Credentials(access_key, secret_key, token), "s3", region)
+        self.signer = _KnownPayloadAuth(Credentials(access_key, secret_key, token), "s3", region)
         if verify is False:
             self.pool = urllib3.PoolManager(maxsize=16, cert_reqs="CERT_NONE", retries=_RETRY)
         else:
@@ -58,13 +65,9 @@ class FastPut:
 
     def put(self, bucket: str, key: str, data: bytes, sha256: str) -> None:
         url = f"{self.endpoint}/{quote(bucket)}/{quote(key, safe='/~')}"
-        request = AWSRequest(
-            method="PUT",
-            url=url,
-            data=data,
-            headers={"x-amz-content-sha256": sha256, "Content-Length": str(len(data))},
-        )
-        self.signer.add_auth(request)  # takes the payload hash from the header: no second SHA-256
+        request = AWSRequest(method="PUT", url=url, data=data, headers={"Content-Length": str(len(data))})
+        request.context["payload_sha256"] = sha256  # the signature covers it; S3 checks the body against it
+        self.signer.add_auth(request)
         response = self.pool.request("PUT", url, body=data, headers=dict(request.headers.items()))
         if response.status != 200:
             found = dict(
