@@ -16,12 +16,13 @@ Order of work, and why:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -215,9 +216,13 @@ def commit_many(group: list[Prepared], *, context: Context) -> list[Outcome]:
         return [commit(group[0], context=context)]
     marks = [len(p.trace.steps) for p in group]
     imported = dict(context.imported)
+    # The ledger rows are claimed together at the end (one UPDATE) where the database can do that.
+    claims: list | None = [] if connection.vendor == "postgresql" else None
     try:
         with transaction.atomic():
-            outcomes = [_commit(p, context, savepoint=False) for p in group]
+            outcomes = [_commit(p, context, savepoint=False, claims=claims) for p in group]
+            if claims:
+                _claim_all(claims)
     except Exception:
         log.info("a group of %d messages rolled back; committing them one by one", len(group))
         context.lookups.forget()
@@ -344,7 +349,9 @@ def _prepare(inbound: InboundMessage, parsed, trace: Trace, context: Context, st
     return Prepared(inbound, trace, parsed, auto_kind, bounce, stored, html, text)
 
 
-def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outcome:
+def _commit(
+    prep: Prepared, context: Context, *, savepoint: bool = True, claims: list | None = None
+) -> Outcome:
     inbound, trace, parsed, auto_kind, bounce = (
         prep.inbound,
         prep.trace,
@@ -372,6 +379,7 @@ def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outc
                 ticket_id=None,
                 trace=trace,
                 message_id=message_id,
+                deferred=claims,
             )
             return Outcome(DUPLICATE, reason=dup)
 
@@ -471,6 +479,7 @@ def _commit(prep: Prepared, context: Context, *, savepoint: bool = True) -> Outc
             ticket_id=ticket.pk,
             trace=trace,
             message_id=message_id,
+            deferred=claims,
         )
         if not autoreply_skip:
             transaction.on_commit(lambda: _send_autoreply(inbound.pk, ticket.pk, sender_addr))
@@ -535,11 +544,24 @@ def _claim(
     ticket_id: int | None,
     trace: Trace,
     message_id: str = "",
+    deferred: list | None = None,
 ) -> None:
     """Mark the ledger row done, only if still `stored`; otherwise someone else processed it: roll back.
 
-    The row also gets the parser's Message-ID (a surrogate from the content hash when the mail had none)."""
+    The row also gets the parser's Message-ID (a surrogate from the content hash when the mail had none).
+    `deferred`: a commit group's list; the claim is added to it and made by `_claim_all` before COMMIT."""
     now = timezone.now()
+    if deferred is not None:
+        deferred.append(
+            (inbound.pk, message_id or inbound.message_id, status, outcome, ticket_id, trace.steps, now)
+        )
+        inbound.status, inbound.outcome, inbound.ticket_id, inbound.trace = (
+            status,
+            outcome,
+            ticket_id,
+            trace.steps,
+        )
+        return
     claimed = InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.STORED).update(
         message_id=message_id or inbound.message_id,
         status=status,
@@ -557,6 +579,28 @@ def _claim(
         ticket_id,
         trace.steps,
     )
+
+
+def _claim_all(claims: list[tuple]) -> None:
+    """A commit group's claims in one conditional UPDATE; if any row is no longer `stored` (another worker
+    took it), the group rolls back and its messages are committed one by one."""
+    table = InboundMessage._meta.db_table
+    values = ", ".join(["(%s::bigint, %s, %s, %s, %s::bigint, %s::jsonb, %s::timestamptz)"] * len(claims))
+    params = [
+        value
+        for pk, message_id, status, outcome, ticket_id, steps, when in claims
+        for value in (pk, message_id, status, outcome, ticket_id, json.dumps(steps), when)
+    ]
+    with connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {table} AS m SET message_id = v.message_id, status = v.status, outcome = v.outcome, "  # noqa: S608
+            "ticket_id = v.ticket_id, trace = v.trace, attempts = m.attempts + 1, processed_at = v.processed_at "
+            f"FROM (VALUES {values}) AS v(id, message_id, status, outcome, ticket_id, trace, processed_at) "
+            "WHERE m.id = v.id AND m.status = %s",
+            [*params, InboundStatus.STORED],
+        )
+        if cur.rowcount != len(claims):
+            raise _AlreadyDone()
 
 
 class _AlreadyDone(Exception):

@@ -121,3 +121,23 @@ def test_one_bad_message_in_a_commit_group_costs_only_itself(support, dovecot, t
         assert steps.count("write") == 1 and steps.count("thread") == 1, steps
     bad = InboundMessage.objects.get(mailbox=support, status=InboundStatus.QUARANTINED)
     assert "bounce for a message we do not know" in bad.quarantine_reason
+
+
+def test_a_group_whose_ledger_row_another_worker_claimed_commits_the_rest_alone(support, tenant):
+    """The group claims its ledger rows in one UPDATE at the end; a row taken meanwhile rolls the group
+    back and each message is committed alone: the taken one is left to its owner, nothing is doubled."""
+    rows = [_stored(support, build_mail(subject=f"Mail {n}")) for n in range(3)]
+    context = intake.Context()
+    group = [intake.prepare(row, context=context) for row in rows]
+    InboundMessage.objects.filter(pk=rows[1].pk).update(status=InboundStatus.PROCESSED, outcome="new-ticket")
+
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = intake.commit_many(group, context=context)
+
+    assert [o.kind for o in outcomes] == ["new-ticket", "new-ticket", "new-ticket"]
+    assert outcomes[1].ticket_id is None  # what the other worker recorded, not a ticket of ours
+    assert Ticket.objects.filter(tenant=tenant).count() == 2
+    assert sum("AS v(id, message_id, status" in q["sql"] for q in queries) == 1  # the group's one claim
+    for row in (rows[0], rows[2]):
+        row.refresh_from_db()
+        assert row.status == InboundStatus.PROCESSED and row.ticket_id
