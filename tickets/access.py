@@ -38,7 +38,10 @@ def get_ticket(request: HttpRequest, number: int, *, write: bool = False) -> Tic
         .select_related(
             "queue", "mailbox", "assignee", "requester__customer", "customer", "merged_into", "related_to"
         )
+        # Search vectors are large (tens of KB for a long thread) and no page shows them.
+        .defer("search_vector", "merged_into__search_vector", "related_to__search_vector")
         .filter(number=number)
+        .order_by()  # a unique key: no activity ordering to compile
         .first()
     )
     if ticket is None:
@@ -122,3 +125,21 @@ def get_queue(request: HttpRequest, queue_id: int) -> Queue:
 
 def visible_mailboxes(membership: Membership):
     return Mailbox.objects.visible_to(membership)
+
+
+def visible_mailbox_list(membership: Membership) -> list[Mailbox]:
+    """visible_mailboxes() by name, loaded once per request (filters and list rows both need them)."""
+    if not hasattr(membership, "_visible_mailbox_list"):
+        membership._visible_mailbox_list = list(visible_mailboxes(membership).order_by("name"))
+    return membership._visible_mailbox_list
+
+
+def member_list(membership: Membership) -> list[Membership]:
+    """Every membership of the member's tenant with its user, by name, loaded once per request."""
+    if not hasattr(membership, "_member_list"):
+        membership._member_list = list(
+            Membership.objects.for_tenant(membership.tenant)
+            .select_related("user")
+            .order_by("user__name", "user__email")
+        )
+    return membership._member_list

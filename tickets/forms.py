@@ -5,20 +5,16 @@ from django.http import QueryDict
 
 from accounts.models import Membership, Role
 from tickets import lists
-from tickets.access import visible_mailboxes, visible_queue_list, visible_queues
+from tickets.access import member_list, visible_mailbox_list, visible_queue_list, visible_queues
 from tickets.models import Contact, Customer, Priority, Status, Tag
 
 
 def member_choices(membership: Membership) -> list[tuple[int, str]]:
     """Who tickets can be assigned to: members of the tenant who may answer customers (loaded once per request)."""
     if not hasattr(membership, "_member_choices"):
-        rows = (
-            Membership.objects.for_tenant(membership.tenant)
-            .exclude(role=Role.LIGHT_AGENT)
-            .select_related("user")
-            .order_by("user__name", "user__email")
-        )
-        membership._member_choices = [(m.user_id, m.user.display_name) for m in rows]
+        membership._member_choices = [
+            (m.user_id, m.user.display_name) for m in member_list(membership) if m.role != Role.LIGHT_AGENT
+        ]
     return membership._member_choices
 
 
@@ -69,7 +65,7 @@ class TicketFilterForm(forms.Form):
         self.membership = membership
         self.fields["queue"].choices = [(0, "No queue"), *queue_choices(membership)]
         self.fields["mailbox"].choices = [
-            (m.pk, f"{m.key} · {m.name}") for m in visible_mailboxes(membership).order_by("name")
+            (m.pk, f"{m.key} · {m.name}") for m in visible_mailbox_list(membership)
         ]
         self.fields["assignee"].choices = [(0, "Unassigned"), *member_choices(membership)]
         self.fields["tag"].choices = list(Tag.objects.for_tenant(membership.tenant).values_list("pk", "name"))

@@ -15,6 +15,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,25 +122,47 @@ REPLIES_FIRST: Keys = [("reply_rank", False), ("last_message_at", True), ("id", 
 
 
 def after(keys: Keys, values: list) -> Q:
-    """Rows strictly after `values` in the order `keys`: (a < x) or (a = x and b < y) or ..."""
+    """Rows strictly after `values` in the order `keys`: (a < x) or (a = x and b < y) or ...
+
+    Plus the redundant bound a <= x: PostgreSQL cannot start an index scan at an OR of conditions, so
+    without it a deep page reads every index entry before the cursor; with it, deep pages cost what the first
+    page costs.
+    """
     condition = Q(pk__in=[])
     equal: dict[str, Any] = {}
     for (name, desc), value in zip(keys, values, strict=True):
         condition |= Q(**equal, **{f"{name}__{'lt' if desc else 'gt'}": value})
         equal[name] = value
-    return condition
+    (first, desc), value = keys[0], values[0]
+    return Q(**{f"{first}__{'lte' if desc else 'gte'}": value}) & condition
 
 
 def order_by(keys: Keys) -> list[str]:
     return [f"-{name}" if desc else name for name, desc in keys]
 
 
-def keyset_page(qs: QuerySet, keys: Keys, cursor: str | None, size: int = PAGE_SIZE) -> Page:
-    """One page of `qs` in the order `keys`, starting after `cursor` (one query, no OFFSET)."""
+def keyset_page(
+    qs: QuerySet,
+    keys: Keys,
+    cursor: str | None,
+    size: int = PAGE_SIZE,
+    *,
+    load: Callable[[QuerySet], QuerySet] | None = None,
+) -> Page:
+    """One page of `qs` in the order `keys`, starting after `cursor` (one query, no OFFSET).
+
+    `load`, if given, turns the page's primary keys (a subquery) into the queryset of rows to show. The
+    filters and the order then run on the bare table and stop after one page, and what the rows carry
+    (joins, annotations) is computed for that page only: PostgreSQL would otherwise join every matching
+    row before sorting and cutting.
+    """
     values = decode_cursor(cursor, qs.model, keys)
     if values is not None:
         qs = qs.filter(after(keys, values))
-    rows = list(qs.order_by(*order_by(keys))[: size + 1])
+    qs = qs.order_by(*order_by(keys))[: size + 1]
+    if load is not None:
+        qs = load(qs.values("pk")).order_by(*order_by(keys))
+    rows = list(qs)
     has_more = len(rows) > size
     rows = rows[:size]
     return Page(
@@ -259,21 +282,50 @@ def ticket_rows(
     cursor: str | None = None,
     size: int = PAGE_SIZE,
 ) -> Page:
-    """One page of the list: rows carry mailbox, requester, assignee, tags and `is_read` (two queries).
+    """One page of the list: rows carry mailbox, requester, assignee, queue, tags and `is_read`.
 
-    A queue that puts customer replies first (Queue.replies_first) orders its own list that way by default.
+    Two queries, plus one when an assignee is no longer a member. A queue that puts customer replies first
+    (Queue.replies_first) orders its own list that way by default.
     """
-    qs = (
-        list_queryset(membership, view=view, queue=queue, filters=filters)
-        .select_related("mailbox", "requester", "assignee", "queue")
-        .prefetch_related("tags")
-        .annotate(is_read=Exists(_read_rows(membership)))
-        .defer("search_vector")
-    )
+    qs = list_queryset(membership, view=view, queue=queue, filters=filters)
     keys = SORTS[sort].keys
-    if queue is not None and queue.replies_first and sort == DEFAULT_SORT:
+    replies_first = queue is not None and queue.replies_first and sort == DEFAULT_SORT
+    if replies_first:
         qs, keys = qs.replies_first(), REPLIES_FIRST
-    return keyset_page(qs, keys, cursor, size)
+
+    def load(page_ids: QuerySet) -> QuerySet:
+        rows = (
+            Ticket.objects.filter(pk__in=page_ids)
+            .select_related("requester")
+            .prefetch_related("tags")
+            .annotate(is_read=Exists(_read_rows(membership)))
+            .defer("search_vector")
+        )
+        return rows.replies_first() if replies_first else rows
+
+    page = keyset_page(qs, keys, cursor, size, load=load)
+    _attach_known(page.rows, membership)
+    return page
+
+
+def _attach_known(rows: list[Ticket], membership: Membership) -> None:
+    """Set each row's queue, mailbox and assignee from the request's lists of them instead of joining their
+    wide rows to every ticket (the few not found, e.g. a former member, in one query)."""
+    from tickets.access import member_list, visible_mailbox_list, visible_queue_list
+
+    known = {
+        "queue": {q.pk: q for q in visible_queue_list(membership)},
+        "mailbox": {m.pk: m for m in visible_mailbox_list(membership)},
+        "assignee": {m.user_id: m.user for m in member_list(membership)},
+    }
+    for name, objects in known.items():
+        f = Ticket._meta.get_field(name)
+        missing = {getattr(row, f.attname) for row in rows} - objects.keys() - {None}
+        if missing:
+            objects = {**objects, **f.related_model._base_manager.in_bulk(missing)}
+        for row in rows:
+            pk = getattr(row, f.attname)
+            f.set_cached_value(row, objects.get(pk) if pk is not None else None)
 
 
 COUNTS_CACHE_SECONDS = 60  # bounds staleness from changes that touch no timestamp (e.g. queue membership)

@@ -671,3 +671,44 @@ def test_sla_chips_keep_list_queries_flat(client, tenant, admin, django_assert_m
     assert (
         "data-sla-due" in client.get(reverse("tickets:contact", args=["acme", contact.pk])).content.decode()
     )
+
+
+# --- rows and deep pages at scale (bench/web.py) -------------------------------------------------------------
+
+
+def test_rows_carry_queue_mailbox_and_assignee_also_of_a_former_member(
+    tenant, agent, django_assert_max_num_queries
+):
+    """Queue, mailbox and assignee come from the request's lists of them; one who left is still named."""
+    me = Membership.objects.select_related("tenant").get(user=agent)
+    queue, box = f.queue(tenant, "Support"), f.mailbox(tenant, "SUP")
+    leaver = Membership.objects.create(tenant=tenant, user=_user("leaver@acme.test"))
+    gone = f.ticket(tenant, "Old", assignee=leaver.user, reindex=False)
+    mine = f.ticket(tenant, "Mine", assignee=agent, queue=queue, mailbox=box, reindex=False)
+    leaver.delete()
+    with django_assert_max_num_queries(6):  # queues, mailboxes, members, the page, its tags, the leaver
+        rows = {t.number: t for t in lists.ticket_rows(me, view="all").rows}
+    row = rows[mine.number]
+    assert (row.assignee, row.queue, row.mailbox) == (agent, queue, box)
+    assert rows[gone.number].assignee.email == "leaver@acme.test"
+
+
+def _user(email: str):
+    from accounts.models import User
+
+    return User.objects.create_user(email, "a-long-password-1")
+
+
+def test_a_deep_page_starts_its_index_scan_at_the_cursor(tenant, admin):
+    """The cursor bounds the first sort key on its own, which PostgreSQL can start an index range scan at."""
+    me = Membership.objects.get(user=admin)
+    at = timezone.now()
+    tickets = [f.ticket(tenant, f"T{i}", at=at - timedelta(minutes=i), reindex=False) for i in range(3)]
+    page = lists.ticket_rows(me, view="all", size=1)
+    qs = lists.list_queryset(me, view="all").filter(
+        lists.after(lists.SORTS["activity"].keys, [tickets[0].last_message_at, tickets[0].pk])
+    )
+    assert '"last_message_at" <= ' in str(qs.query)
+    assert _numbers(lists.ticket_rows(me, view="all", cursor=page.next_cursor, size=5)) == [
+        t.number for t in tickets[1:]
+    ]
