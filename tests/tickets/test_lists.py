@@ -712,3 +712,19 @@ def test_a_deep_page_starts_its_index_scan_at_the_cursor(tenant, admin):
     assert _numbers(lists.ticket_rows(me, view="all", cursor=page.next_cursor, size=5)) == [
         t.number for t in tickets[1:]
     ]
+
+
+def test_list_rows_escape_what_customers_and_agents_typed(client, tenant, admin):
+    """The rows are built in Python (tickets/templatetags/ticket_tags.ticket_rows): every value is escaped."""
+    hostile = '<img src=x onerror="alert(1)">'
+    box = f.mailbox(tenant, key="K<b>", name=f"Box {hostile}")
+    requester = f.contact(tenant, name=f"Mallory {hostile}")
+    t = f.ticket(
+        tenant, f"Subject {hostile}", requester=requester, mailbox=box, tags=[f.tag(tenant, hostile)]
+    )
+    client.force_login(admin)
+    page = client.get(reverse("tickets:list", args=[tenant.slug, "all"])).content.decode()
+    row = re.search(rf'<tr class="ticket-row[^"]*" id="row-{t.pk}".*?</tr>', page, re.S).group(0)
+    assert "<img" not in row and "<b>" not in row
+    assert "Subject &lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in row
+    assert '<span class="tag">&lt;img' in row and "K&lt;b&gt;" in row and "Mallory &lt;img" in row

@@ -5,7 +5,7 @@ import re
 
 from django import template
 from django.utils import timezone
-from django.utils.html import escape, format_html
+from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
@@ -164,3 +164,84 @@ def _link(match: re.Match) -> str:
 def linkify(text: str) -> SafeString:
     """Escaped plain text with its http(s) links clickable (a faster, stricter urlize for mail bodies)."""
     return mark_safe(_URL.sub(_link, escape(text or "")))  # noqa: S308 - the text is escaped first
+
+
+# --- the list's rows -------------------------------------------------------------------------------------------
+# One row of templates/tickets/list.html built in Python: 50 rows of dozens of template lookups each were half
+# of the page's time. Same markup as a template would give; every value goes through format_html's escaping.
+
+_ROW = (
+    '<tr class="ticket-row{}" id="row-{}" data-row data-href="{}">\n{}\n'
+    '<td class="c-who">\n<span class="unread-dot" aria-hidden="true"></span>\n{}\n{}\n</td>\n'
+    '<td class="c-subject"><div class="subj-line">\n<a class="row-link" href="{}">\n{}\n{}\n'
+    '<span class="subject">{}</span>\n</a>\n{}\n<span class="num">#{}</span>\n</div></td>\n'
+    '<td class="c-dir">{}</td>\n<td class="c-assignee">{}</td>\n'
+    '<td class="c-status"><span class="badge badge-{}">{}</span></td>\n{}\n<td class="c-age">{}</td>\n</tr>'
+)
+_DIR_IN = mark_safe(
+    '<span class="dir dir-in" title="The customer wrote last"><span class="visually-hidden">Customer wrote last'
+    "</span></span>"
+)
+_DIR_OUT = mark_safe(
+    '<span class="dir dir-out" title="Your team wrote last"><span class="visually-hidden">Team wrote last'
+    "</span></span>"
+)
+_UNKNOWN_SENDER = mark_safe('<span class="muted">Unknown sender</span>')
+_UNREAD = mark_safe('<span class="visually-hidden">(unread)</span>')
+_NO_ASSIGNEE = mark_safe('<span class="muted">—</span>')
+_EMPTY = mark_safe("")
+
+
+def ticket_row(t, *, can_edit: bool, show_sla: bool, sort: str) -> SafeString:
+    """One <tr> of the ticket list (`t` from tickets.lists.ticket_rows, with `url` and `sla_due` set)."""
+    href = t.url
+    requester, mailbox, assignee = t.requester, t.mailbox, t.assignee
+    return format_html(
+        _ROW,
+        "" if t.is_read else " is-unread",
+        t.pk,
+        href,
+        format_html(
+            '<td class="c-check"><input type="checkbox" name="ids" value="{}" form="bulk-form" '
+            'aria-label="Select #{}" data-row-check></td>',
+            t.pk,
+            t.number,
+        )
+        if can_edit
+        else _EMPTY,
+        format_html('<span class="who-name" title="{}">{}</span>', requester.email, requester.display_name)
+        if requester
+        else _UNKNOWN_SENDER,
+        _EMPTY if t.is_read else _UNREAD,
+        href,
+        format_html('<span class="chip" title="{} · {}">{}</span>', mailbox.name, mailbox.email, mailbox.key)
+        if mailbox
+        else _EMPTY,
+        format_html(
+            '<span class="prio prio-{}">{}</span>', priority_tone(t.priority), t.get_priority_display()
+        )
+        if t.priority >= 3
+        else _EMPTY,
+        t.title or "(no subject)",
+        format_html_join("", '<span class="tag">{}</span>', ((tag.name,) for tag in t.tags.all())),
+        t.number,
+        _DIR_IN if t.last_message_inbound else _DIR_OUT,
+        format_html(
+            '<span class="avatar avatar-xs" aria-hidden="true">{}</span><span class="assignee-name">{}</span>',
+            assignee.initials,
+            assignee.display_name,
+        )
+        if assignee
+        else _NO_ASSIGNEE,
+        status_tone(t.status),
+        t.get_status_display(),
+        format_html('<td class="c-sla">{}</td>', sla_chip(t.sla_due)) if show_sla else _EMPTY,
+        time_cell(sort_time(t, sort)),
+    )
+
+
+@register.simple_tag
+def ticket_rows(rows, can_edit: bool, show_sla: bool, sort: str) -> SafeString:
+    """The <tbody> rows of the ticket list, in one tag instead of a template loop."""
+    opts = {"can_edit": bool(can_edit), "show_sla": bool(show_sla), "sort": sort}
+    return mark_safe("\n".join(ticket_row(t, **opts) for t in rows))  # noqa: S308 - each row is format_html
