@@ -34,19 +34,28 @@ INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "ima
 
 def messages(ticket: Ticket) -> list[Message]:
     """The thread in order, with authors, contacts, attachments and delivery rows loaded (fixed queries)."""
-    from mailboxes.models import OutboundEmail
+    from mailboxes.models import Mailbox, OutboundEmail
 
     qs: QuerySet = Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket).select_related(
-        "author", "contact", "inbound__mailbox"
+        "author", "contact", "inbound"
+    )
+    # Delivery state needs the status and the server's words, not the copies of the bodies.
+    sent = OutboundEmail.objects.defer("text", "html", "attachment_refs", "extra_headers").order_by(
+        "-created_at"
     )
     rows = list(
         qs.prefetch_related(
             Prefetch("attachments", queryset=Attachment.objects.order_by("id")),
-            Prefetch("outbound", queryset=OutboundEmail.objects.order_by("-created_at")),
+            Prefetch("outbound", queryset=sent),
         ).order_by("created_at", "id")
     )
+    # The trace names the mailbox a mail came in through: its address only, so no credentials are decrypted.
+    mailbox_ids = {m.inbound.mailbox_id for m in rows if m.inbound_id and m.inbound.mailbox_id}
+    mailboxes = Mailbox.objects.only("id", "email").in_bulk(mailbox_ids) if mailbox_ids else {}
     for message in rows:
         message.ticket = ticket
+        if message.inbound_id and message.inbound.mailbox_id:
+            message.inbound.mailbox = mailboxes.get(message.inbound.mailbox_id)
     return rows
 
 

@@ -84,6 +84,7 @@ def test_list_pages_make_the_same_few_queries_for_10_and_60_tickets(
 
 def test_ticket_page_queries_do_not_grow_with_messages(client, tenant, admin, django_assert_max_num_queries):
     t = f.ticket(tenant, html="<p>Hi</p>", mailbox=f.mailbox(tenant))
+    f.message(t, text="first", kind=MessageKind.INBOUND, raw=b"Subject: first\r\n\r\nbody")
     client.force_login(admin)
     url = reverse("tickets:detail", args=["acme", t.number])
     client.get(url)  # warm: session saved, ticket read once
