@@ -1181,7 +1181,9 @@ def measure(args, info: dict) -> dict:
         if args.profile and args.profile == name:
             profile = cProfile.Profile()
             profile.runcall(client.get, fill(url))
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(int(os.environ.get("BENCH_PROFILE_LINES", "40")))
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(
+                int(os.environ.get("BENCH_PROFILE_LINES", "40"))
+            )
     return results
 
 
