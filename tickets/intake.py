@@ -32,7 +32,7 @@ from mailboxes.models import (
     InboundStatus,
     Mailbox,
 )
-from tickets import contacts, lookups, routing, threading
+from tickets import contacts, routing, threading
 from tickets import intake_writes as writes
 from tickets.lookups import Lookups
 from tickets.models import (
@@ -369,7 +369,7 @@ def _commit(
     message_id = parsed.message_id[:998]
 
     with transaction.atomic(savepoint=savepoint):
-        dup = lookups.duplicate_of(tenant.pk, message_id, context.lookups.stored)
+        dup = context.lookups.duplicate_of(tenant.pk, message_id)
         if dup is not None:
             trace.step("duplicate", dup)
             _claim(

@@ -18,11 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection
-
 from accounts.models import Tenant
 from mailboxes.models import OutboundEmail
-from tickets import contacts, threading
+from tickets import contacts
 from tickets.contacts import normalize_address
 from tickets.models import Contact, Message, MessageKind
 from tickets.threading import id_variants, normalize_id
@@ -96,6 +94,17 @@ class Lookups:
             self.tickets[(tenant_id, key)] = tickets[key]
             self.stored[(tenant_id, key)] = stored[key]
 
+    def duplicate_of(self, tenant_id: int, message_id: str) -> str | None:
+        """Why this Message-ID is already known (we stored it, or it is our own outgoing mail), else None:
+        from what the batch read, else read now. The unique constraint on stored ids catches what changed
+        since."""
+        key = normalize_id(message_id)
+        if not key:
+            return None
+        if (tenant_id, key) not in self.stored:
+            self._load_ids(tenant_id, {key})
+        return self.stored[(tenant_id, key)]
+
     def remember(self, tenant_id: int, message_id: str, ticket_id: int) -> None:
         """A message was committed into `ticket_id`: later mail of the run threads to it and is a duplicate."""
         key = (tenant_id, normalize_id(message_id))
@@ -109,31 +118,3 @@ class Lookups:
         self.contacts.clear()
         self.tickets.clear()
         self.stored.clear()
-
-
-def duplicate_of(tenant_id: int, message_id: str, known: dict | None = None) -> str | None:
-    """Why this Message-ID is already known (we stored it, or it is our own outgoing mail), else None.
-
-    `known`: a batch's answers read beforehand ((tenant id, normalised id) -> reason or None; see
-    `tickets.lookups`); the unique constraint on stored ids catches what changed since."""
-    if not message_id:
-        return None
-    key = (tenant_id, threading.normalize_id(message_id))
-    if known is not None and key in known:
-        return known[key]
-    variants = list({message_id, *threading.id_variants([key[1]])})
-    with connection.cursor() as cur:
-        placeholders = ",".join(["%s"] * len(variants))
-        cur.execute(
-            f"SELECT 'message', ticket_id FROM {Message._meta.db_table} "  # noqa: S608 (table names are ours)
-            f"WHERE tenant_id = %s AND message_id IN ({placeholders}) AND kind IN (%s, %s) "
-            f"UNION ALL SELECT 'outbound', ticket_id FROM {OutboundEmail._meta.db_table} "
-            f"WHERE tenant_id = %s AND message_id IN ({placeholders}) LIMIT 1",
-            [tenant_id, *variants, MessageKind.INBOUND, MessageKind.AUTOMATIC, tenant_id, *variants],
-        )
-        row = cur.fetchone()
-    if row is None:
-        return None
-    if row[0] == "outbound":
-        return "our own outgoing message"
-    return f"already stored (ticket id {row[1]})"
