@@ -1180,8 +1180,11 @@ def measure(args, info: dict) -> dict:
             explain(log)
         if args.profile and args.profile == name:
             profile = cProfile.Profile()
-            profile.runcall(client.get, fill(url))
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(
+            for _ in range(int(os.environ.get("BENCH_PROFILE_RUNS", "1"))):
+                if not args.cached_counters:
+                    cache.clear()
+                profile.runcall(client.get, fill(url))
+            pstats.Stats(profile).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(
                 int(os.environ.get("BENCH_PROFILE_LINES", "40"))
             )
     return results

@@ -183,22 +183,16 @@ class TicketQuerySet(TenantQuerySet):
         qs = self.for_tenant(membership.tenant)
         if membership.is_admin:
             return qs
-        from mailboxes.models import Mailbox, Visibility
+        from tickets.access import visible_mailbox_list, visible_queue_list
 
-        # Subqueries, not joins through the members table: no duplicate rows, so no DISTINCT, and list
-        # queries can aggregate and paginate on this queryset directly. No join to the queues either: the
-        # ticket's own queue_id and mailbox_id decide, so its indexes answer lists and counters alone
-        # (index-only scans) and the plans stay small (planning took longer than running the counters).
-        member_of = Queue.members.through.objects.filter(membership=membership).values("queue_id")
-        queues = Queue.objects.filter(tenant_id=membership.tenant_id).filter(
-            Q(restricted=False) | Q(pk__in=member_of)
+        # The request's own lists of visible queues and mailboxes (loaded once per request for the sidebar
+        # and filters) as literal ids: no joins and no subqueries, so no duplicate rows, list queries aggregate
+        # and paginate on this queryset directly, the ticket's indexes answer lists and counters alone, and
+        # the SQL is quick to build and to plan (both took longer than running the counters).
+        queue_ok = Q(queue__isnull=True) | Q(queue_id__in=[q.pk for q in visible_queue_list(membership)])
+        mailbox_ok = Q(mailbox__isnull=True) | Q(
+            mailbox_id__in=[m.pk for m in visible_mailbox_list(membership)]
         )
-        shown_to = Mailbox.visible_to.through.objects.filter(membership=membership).values("mailbox_id")
-        mailboxes = Mailbox.objects.filter(tenant_id=membership.tenant_id).filter(
-            Q(visibility=Visibility.ALL) | Q(pk__in=shown_to)
-        )
-        queue_ok = Q(queue__isnull=True) | Q(queue__in=queues.values("pk"))
-        mailbox_ok = Q(mailbox__isnull=True) | Q(mailbox__in=mailboxes.values("pk"))
         return qs.filter(queue_ok & mailbox_ok)
 
 

@@ -54,6 +54,9 @@ def add_business_minutes(start: datetime, minutes: int, hours: BusinessHours, tz
     tz = _zone(hours.timezone or tz_name)
     current = start.astimezone(tz)
     remaining = timedelta(minutes=minutes)
+    # From a midnight on, every seven days hold each working day once (in wall-clock time, so DST cannot
+    # change it): whole weeks are skipped at once instead of walked day by day.
+    week = (datetime.combine(date.min, end_t) - datetime.combine(date.min, begin_t)) * len(weekdays)
     for _ in range(800):  # a little over two years of days: enough for any sane target
         day: date = current.date()
         day_start = datetime.combine(day, begin_t, tz)
@@ -64,7 +67,12 @@ def add_business_minutes(start: datetime, minutes: int, hours: BusinessHours, tz
             if remaining <= available:
                 return begin + remaining
             remaining -= available
-        current = datetime.combine(day + timedelta(days=1), time(0), tz)
+        day += timedelta(days=1)
+        if remaining > week:
+            weeks = (remaining - timedelta(microseconds=1)) // week
+            day += timedelta(days=7 * weeks)
+            remaining -= week * weeks
+        current = datetime.combine(day, time(0), tz)
     return current + remaining
 
 
@@ -143,16 +151,22 @@ def next_due(
     """
     if ticket.status not in OPEN_STATUSES or ticket.merged_into_id is not None:
         return None
-    due = due_dates(ticket, policies, hours, tz_name)
-    if due is None:
+    policy = policy_for(ticket, policies)
+    if policy is None:
         return None
-    pending = [(due.resolution, SlaTarget.RESOLUTION)]
+    pending = [(policy.resolution_minutes, SlaTarget.RESOLUTION)]
     if ticket.first_response_at is None:
-        pending.append((due.first_response, SlaTarget.FIRST_RESPONSE))
-    pending = [(at, target) for at, target in pending if at is not None]
+        pending.append((policy.first_response_minutes, SlaTarget.FIRST_RESPONSE))
+    pending = [(minutes, target) for minutes, target in pending if minutes is not None]
     if not pending:
         return None
-    at, target = min(pending)
+    # Fewer minutes fall due first, in business time as on the clock: only the earliest target is computed
+    # (a list computes this for every row).
+    minutes, target = min(pending)
+    if policy.business_hours_only:
+        at = add_business_minutes(ticket.created_at, minutes, hours, tz_name)
+    else:
+        at = ticket.created_at + timedelta(minutes=minutes)
     return NextDue(target=str(target), at=at)
 
 

@@ -43,6 +43,41 @@ def test_business_minutes_skip_nights_and_weekends(start, minutes, due):
     assert sla.add_business_minutes(start.astimezone(dt.UTC), minutes, hours()) == due
 
 
+def _walk_day_by_day(start: dt.datetime, minutes: int, h: BusinessHours) -> dt.datetime:
+    """The plain definition: walk the days, spending each working day's hours."""
+    tz = zoneinfo.ZoneInfo(h.timezone)
+    current, remaining = start.astimezone(tz), dt.timedelta(minutes=minutes)
+    while True:
+        day = current.date()
+        opens, closes = dt.datetime.combine(day, h.start, tz), dt.datetime.combine(day, h.end, tz)
+        if day.weekday() in h.weekdays and current < closes:
+            begin = max(current, opens)
+            if remaining <= closes - begin:
+                return begin + remaining
+            remaining -= closes - begin
+        current = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tz)
+
+
+def test_long_targets_skip_whole_weeks_and_land_where_the_day_walk_does():
+    """Whole weeks are skipped at once; the result equals walking day by day, across DST changes, exact
+    multiples of a week (which must end on the last working day, not after the weekend) and odd weekdays."""
+    import random
+
+    rng = random.Random(4)
+    schedules = [hours(), hours(weekdays=[0, 2, 5]), hours(start=dt.time(22), end=dt.time(23, 30))]
+    for _ in range(400):
+        h = rng.choice(schedules)
+        start = at(2026, 3, 20, 0, 0) + dt.timedelta(minutes=rng.randrange(60 * 24 * 240))
+        daily = (h.end.hour * 60 + h.end.minute) - (h.start.hour * 60 + h.start.minute)
+        week = daily * len(h.weekdays)
+        minutes = rng.choice([rng.randrange(1, 5 * week), week, 2 * week, 3 * week + 1, daily])
+        assert sla.add_business_minutes(start, minutes, h) == _walk_day_by_day(start, minutes, h), (
+            start,
+            minutes,
+            h.weekdays,
+        )
+
+
 def test_without_business_hours_the_clock_runs_around_the_clock():
     start = at(2026, 11, 21, 12, 0)
     assert sla.add_business_minutes(start, 90, hours(weekdays=[])) == start + dt.timedelta(minutes=90)
