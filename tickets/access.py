@@ -6,6 +6,7 @@ and attachments, inline images and message bodies are reached through their tick
 """
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpRequest
 
 from accounts.models import Membership
@@ -104,8 +105,8 @@ def visible_queues(membership: Membership):
     qs = Queue.objects.for_tenant(membership.tenant)
     if membership.is_admin:
         return qs
-    member_queues = Queue.objects.filter(members=membership).values("pk")
-    return qs.filter(restricted=False) | qs.filter(pk__in=member_queues)
+    member_of = Queue.members.through.objects.filter(membership=membership).values("queue_id")
+    return qs.filter(Q(restricted=False) | Q(pk__in=member_of))
 
 
 def visible_queue_list(membership: Membership) -> list[Queue]:
