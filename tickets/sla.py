@@ -47,33 +47,46 @@ def _as_time(value) -> time:
 
 def add_business_minutes(start: datetime, minutes: int, hours: BusinessHours, tz_name: str = "") -> datetime:
     """``start`` plus ``minutes`` of working time (weekdays, start-end, in the hours' time zone)."""
-    begin_t, end_t = _as_time(hours.start), _as_time(hours.end)
-    weekdays = {int(d) for d in (hours.weekdays or [])}
-    if not weekdays or end_t <= begin_t:
-        return start + timedelta(minutes=minutes)  # no usable hours: count around the clock
-    tz = _zone(hours.timezone or tz_name)
-    current = start.astimezone(tz)
-    remaining = timedelta(minutes=minutes)
-    # From a midnight on, every seven days hold each working day once (in wall-clock time, so DST cannot
-    # change it): whole weeks are skipped at once instead of walked day by day.
-    week = (datetime.combine(date.min, end_t) - datetime.combine(date.min, begin_t)) * len(weekdays)
-    for _ in range(800):  # a little over two years of days: enough for any sane target
-        day: date = current.date()
-        day_start = datetime.combine(day, begin_t, tz)
-        day_end = datetime.combine(day, end_t, tz)
-        if day.weekday() in weekdays and current < day_end:
-            begin = max(current, day_start)
-            available = day_end - begin
-            if remaining <= available:
-                return begin + remaining
-            remaining -= available
-        day += timedelta(days=1)
-        if remaining > week:
-            weeks = (remaining - timedelta(microseconds=1)) // week
-            day += timedelta(days=7 * weeks)
-            remaining -= week * weeks
-        current = datetime.combine(day, time(0), tz)
-    return current + remaining
+    return WorkingTime(hours, tz_name).add(start, minutes)
+
+
+class WorkingTime:
+    """Business hours ready for counting: read once, then `add()` for every ticket of a list."""
+
+    def __init__(self, hours: BusinessHours, tz_name: str = ""):
+        self.begin, self.end = _as_time(hours.start), _as_time(hours.end)
+        self.weekdays = frozenset(int(d) for d in (hours.weekdays or []))
+        self.usable = bool(self.weekdays) and self.end > self.begin  # else the clock runs around the clock
+        self.tz = _zone(hours.timezone or tz_name)
+        # From a midnight on, every seven days hold each working day once (in wall-clock time, so DST cannot
+        # change it): whole weeks are skipped at once instead of walked day by day.
+        daily = datetime.combine(date.min, self.end) - datetime.combine(date.min, self.begin)
+        self.week = daily * len(self.weekdays)
+
+    def add(self, start: datetime, minutes: int) -> datetime:
+        """``start`` plus ``minutes`` of working time."""
+        remaining = timedelta(minutes=minutes)
+        if not self.usable:
+            return start + remaining
+        tz, begin_t, end_t, weekdays, week = self.tz, self.begin, self.end, self.weekdays, self.week
+        current = start.astimezone(tz)
+        for _ in range(800):  # a little over two years of days: enough for any sane target
+            day: date = current.date()
+            day_start = datetime.combine(day, begin_t, tz)
+            day_end = datetime.combine(day, end_t, tz)
+            if day.weekday() in weekdays and current < day_end:
+                begin = max(current, day_start)
+                available = day_end - begin
+                if remaining <= available:
+                    return begin + remaining
+                remaining -= available
+            day += timedelta(days=1)
+            if remaining > week:
+                weeks = (remaining - timedelta(microseconds=1)) // week
+                day += timedelta(days=7 * weeks)
+                remaining -= week * weeks
+            current = datetime.combine(day, time(0), tz)
+        return current + remaining
 
 
 def policy_for(ticket: Ticket, policies: list[SlaPolicy]) -> SlaPolicy | None:
@@ -142,7 +155,7 @@ class NextDue:
 
 
 def next_due(
-    ticket: Ticket, policies: list[SlaPolicy], hours: BusinessHours | None, tz_name: str
+    ticket: Ticket, policies: list[SlaPolicy], hours: BusinessHours | WorkingTime | None, tz_name: str
 ) -> NextDue | None:
     """The earliest target still pending (None when no policy applies or the ticket is solved or closed).
 
@@ -164,7 +177,8 @@ def next_due(
     # (a list computes this for every row).
     minutes, target = min(pending)
     if policy.business_hours_only:
-        at = add_business_minutes(ticket.created_at, minutes, hours, tz_name)
+        working = hours if isinstance(hours, WorkingTime) else WorkingTime(hours, tz_name)
+        at = working.add(ticket.created_at, minutes)
     else:
         at = ticket.created_at + timedelta(minutes=minutes)
     return NextDue(target=str(target), at=at)
@@ -177,7 +191,11 @@ def attach_next_due(tickets: list[Ticket], tenant) -> bool:
     """
     open_rows = [t for t in tickets if t.status in OPEN_STATUSES]
     policies = list(SlaPolicy.objects.for_tenant(tenant).filter(is_active=True)) if open_rows else []
-    hours = business_hours(tenant) if any(p.business_hours_only for p in policies) else None
+    hours = (
+        WorkingTime(business_hours(tenant), tenant.timezone)
+        if any(p.business_hours_only for p in policies)
+        else None
+    )
     for ticket in tickets:
         ticket.sla_due = next_due(ticket, policies, hours, tenant.timezone) if policies else None
     return bool(policies)
