@@ -6,10 +6,10 @@ authorised inline-image endpoint, remote images left out until the agent asks fo
 """
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.access import tenant_reverse
@@ -32,47 +32,80 @@ THREADING_SIGNALS = {
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"}
 
 
-def messages(ticket: Ticket) -> list[Message]:
-    """The thread in order, with authors, contacts, attachments and delivery rows loaded (fixed queries)."""
+def messages(ticket: Ticket, *, users: dict | None = None, mailboxes: dict | None = None) -> list[Message]:
+    """The thread in order, each message with its author, inbound ledger row, `files` (its attachments) and
+    `last_outbound` (its latest OutboundEmail, or None), in five queries at most.
+
+    `users` and `mailboxes` ({id: object}: the request's member and mailbox lists) save loading authors and
+    the mailboxes mail came in through again; those not among them are looked up.
+    Only what the thread shows is loaded: no References header lists, no copies of sent bodies, no secrets.
+    """
+    from accounts.models import User
     from mailboxes.models import Mailbox, OutboundEmail
 
-    qs: QuerySet = Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket).select_related(
-        "author", "contact", "inbound"
-    )
-    # Delivery state needs the status and the server's words, not the copies of the bodies.
-    sent = OutboundEmail.objects.defer("text", "html", "attachment_refs", "extra_headers").order_by(
-        "-created_at"
-    )
     rows = list(
-        qs.prefetch_related(
-            Prefetch("attachments", queryset=Attachment.objects.order_by("id")),
-            Prefetch("outbound", queryset=sent),
-        ).order_by("created_at", "id")
+        Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket)
+        .select_related("inbound")
+        .defer("references")
+        .order_by("created_at", "id")
     )
+    ids = [m.pk for m in rows]
+    # Grouped by hand rather than prefetched: a prefetch builds a queryset per message, which costs more than
+    # the queries themselves on a long thread.
+    files: dict[int, list[Attachment]] = defaultdict(list)
+    last_outbound = {}
+    if ids:
+        for attachment in (
+            Attachment.objects.filter(message_id__in=ids)
+            .only("message_id", "filename", "content_type", "size", "is_inline")
+            .order_by("id")
+        ):
+            files[attachment.message_id].append(attachment)
+        # Delivery state needs the status and the server's words only.
+        for out in (
+            OutboundEmail.objects.filter(ticket_message_id__in=ids)
+            .only("ticket_message_id", "status", "smtp_text", "error_message", "error_advice")
+            .order_by("-created_at")
+        ):
+            last_outbound.setdefault(out.ticket_message_id, out)
+    authors = _known_or_loaded(User.objects, {m.author_id for m in rows if m.author_id}, users or {})
     # The trace names the mailbox a mail came in through: its address only, so no credentials are decrypted.
-    mailbox_ids = {m.inbound.mailbox_id for m in rows if m.inbound_id and m.inbound.mailbox_id}
-    mailboxes = Mailbox.objects.only("id", "email").in_bulk(mailbox_ids) if mailbox_ids else {}
+    mailboxes = _known_or_loaded(
+        Mailbox.objects.only("id", "email"),
+        {m.inbound.mailbox_id for m in rows if m.inbound_id and m.inbound.mailbox_id},
+        mailboxes or {},
+    )
+    author_field = Message._meta.get_field("author")
     for message in rows:
         message.ticket = ticket
+        author_field.set_cached_value(message, authors.get(message.author_id))
+        message.files = files.get(message.pk, [])
+        message.last_outbound = last_outbound.get(message.pk)
         if message.inbound_id and message.inbound.mailbox_id:
             message.inbound.mailbox = mailboxes.get(message.inbound.mailbox_id)
     return rows
+
+
+def _known_or_loaded(rows, ids: set[int], known: dict) -> dict:
+    """{id: object} for `ids`, from `known` where it has them, the rest in one query."""
+    missing = ids - known.keys()
+    return {**known, **rows.in_bulk(missing)} if missing else known
 
 
 # Cheaper than rendering every body: an <img> whose source is remote (parked or not) is what "Show images" loads.
 REMOTE_IMAGE = re.compile(r"""<img\b[^>]*?\s(?:data-remote-src|src)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
 
-def for_display(ticket: Ticket) -> list[Message]:
+def for_display(ticket: Ticket, *, users: dict | None = None, mailboxes: dict | None = None) -> list[Message]:
     """messages() with what the ticket page shows on each: its URLs, remote images, delivery, threading."""
-    entries = messages(ticket)
+    entries = messages(ticket, users=users, mailboxes=mailboxes)
     # One reverse() for the thread, not several per message: long threads render fast.
     prefix = tenant_reverse(ticket.tenant, "tickets:split", ticket.number, 1).removesuffix("1/split/")
     for message in entries:
         message.url = f"{prefix}{message.pk}/"
         message.body_url = f"{message.url}body/"
         message.has_remote_images = bool(message.html and REMOTE_IMAGE.search(message.html))
-        message.delivery = delivery(message)
+        message.delivery = delivery(message.last_outbound)
         message.signal_label = THREADING_SIGNALS.get(message.threading_signal, message.threading_signal)
     return entries
 
@@ -115,12 +148,10 @@ _TONES = {
 }
 
 
-def delivery(message: Message) -> Delivery | None:
-    """How sending this message went, from its latest OutboundEmail (None when it was never sent)."""
-    rows = list(message.outbound.all())
-    if not rows:
+def delivery(out) -> Delivery | None:
+    """How sending a message went, from its latest OutboundEmail (None when it was never sent)."""
+    if out is None:
         return None
-    out = rows[0]
     detail = " ".join(filter(None, [out.error_message, out.error_advice])) or out.smtp_text
     return Delivery(out.status, out.get_status_display(), _TONES.get(out.status, "info"), detail)
 

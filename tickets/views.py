@@ -17,8 +17,18 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import member_required, tenant_reverse
+from helpdesk.widget_html import WIDGETS, preloaded_choices
 from tickets import customers, history, lists, merge, sla, thread
-from tickets.access import can_edit, get_message, get_queue, get_ticket, require_editor
+from tickets.access import (
+    can_edit,
+    get_message,
+    get_queue,
+    get_ticket,
+    member_list,
+    require_editor,
+    visible_mailbox_list,
+    visible_queue_list,
+)
 from tickets.forms import (
     BulkForm,
     MergeForm,
@@ -262,14 +272,21 @@ def detail(request, number: int):
     ticket = get_ticket(request, number)
     from tickets.views_compose import composer_context
 
-    context = {**detail_context(request, ticket), **composer_context(request, ticket)}
+    context = detail_context(request, ticket)
+    context.update(composer_context(request, ticket, context["entries"]))
     lists.mark_read(ticket, request.user)
     return render(request, "tickets/detail.html", context)
 
 
 def detail_context(request, ticket: Ticket) -> dict:
     """Everything the ticket page shows (the composer adds its own form: tickets.views_compose)."""
-    entries = thread.for_display(ticket)
+    # Authors and inbound mailboxes from the request's lists (the side panel and the composer load them anyway).
+    membership = request.membership
+    entries = thread.for_display(
+        ticket,
+        users={m.user_id: m.user for m in member_list(membership)},
+        mailboxes={m.pk: m for m in visible_mailbox_list(membership)},
+    )
     tab = "history" if request.GET.get("tab") == "history" else "thread"
     return {
         "ticket": ticket,
@@ -278,7 +295,6 @@ def detail_context(request, ticket: Ticket) -> dict:
         "events": list(history.events(ticket)) if tab == "history" else None,
         **_side_context(request, ticket),
         "attachment_prefix": tenant_reverse(request.tenant, "tickets:attachment", 1).removesuffix("1/"),
-        "note_form": NoteForm(),
         "merge_form": MergeForm(),
         "nav": lists.sidebar(request.membership),
         "nav_view": None,
@@ -286,25 +302,44 @@ def detail_context(request, ticket: Ticket) -> dict:
 
 
 def _side_context(request, ticket: Ticket, form: TicketFieldsForm | None = None) -> dict:
+    membership = request.membership
     requester = ticket.requester
     customer = ticket.customer or (requester.customer if requester else None)
     others = []
     if requester is not None:
-        others = list(customers.contact_tickets(request.membership, requester).exclude(pk=ticket.pk)[:5])
+        # The panel shows number, title, status and age: no mailbox or assignee rows joined in.
+        others = list(
+            customers.contact_tickets(membership, requester)
+            .exclude(pk=ticket.pk)
+            .select_related(None)
+            .only("number", "title", "status", "last_message_at")[:5]
+        )
     customer_open = None
     if customer is not None:
         customer_open = (
-            customers.customer_tickets(request.membership, customer).filter(status__in=OPEN_STATUSES).count()
+            customers.customer_tickets(membership, customer).filter(status__in=OPEN_STATUSES).count()
         )
+    editable = can_edit(membership)
+    if editable:  # light agents see the values, not the form
+        form = _panel_form(membership, form or TicketFieldsForm(membership=membership, ticket=ticket))
     return {
         "ticket": ticket,
         "customer_open": customer_open,
-        "editable": can_edit(request.membership),
-        "fields_form": form or TicketFieldsForm(membership=request.membership, ticket=ticket),
+        "editable": editable,
+        "fields_form": form,
         "requester": requester,
         "customer": customer,
         "other_tickets": others,
     }
+
+
+def _panel_form(membership, form: TicketFieldsForm) -> TicketFieldsForm:
+    """The side panel's form, made cheap to show: its selects and tag checkboxes written in Python
+    (helpdesk.widget_html), its queues from the request's list (the sidebar's) instead of another query."""
+    form.renderer = WIDGETS
+    queue = form.fields["queue"]
+    queue.choices = preloaded_choices(queue, visible_queue_list(membership))
+    return form
 
 
 @require_POST

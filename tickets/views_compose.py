@@ -16,12 +16,13 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import member_required
+from helpdesk.widget_html import WIDGETS, preloaded_choices
 from mailboxes import mime
 from mailboxes.errors import MailError
 from mailboxes.models import Mailbox
 from mailboxes.smtp_errors import MessageTooLarge
 from tickets import canned, notifications, replies
-from tickets.access import can_edit, get_ticket
+from tickets.access import can_edit, get_ticket, visible_mailbox_list
 from tickets.models import Attachment, CannedAnswer, Message, MessageKind, Status, Ticket
 
 KIND_CHOICES = [("reply", "Reply"), ("reply_all", "Reply all"), ("forward", "Forward")]
@@ -51,6 +52,8 @@ def _addresses(value: str) -> list[str]:
 
 
 class ComposeForm(forms.Form):
+    default_renderer = WIDGETS  # the From select in Python, not a template per option
+
     kind = forms.ChoiceField(choices=KIND_CHOICES, initial="reply", widget=forms.HiddenInput)
     to = forms.CharField(required=False, max_length=4000, label="To")
     cc = forms.CharField(required=False, max_length=4000, label="Cc")
@@ -80,6 +83,10 @@ class ComposeForm(forms.Form):
         self.fields["canned_files"].choices = (
             [(v, v) for v in self.data.getlist("canned_files")] if self.data else []
         )
+
+    def address_fields(self) -> list:
+        """To, Cc and Bcc, which the composer lays out alike."""
+        return [self["to"], self["cc"], self["bcc"]]
 
     def clean_to(self):
         return _addresses(self.cleaned_data["to"])
@@ -133,15 +140,15 @@ def _newest_id(ticket: Ticket, *, inbound_only: bool = False) -> int:
     return qs.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def _recipients(ticket: Ticket) -> dict[str, str]:
-    """Prefills per tab: Reply goes to the requester, Reply all adds everyone on the last inbound mail."""
+def _recipients(ticket: Ticket, entries: list[Message]) -> dict[str, str]:
+    """Prefills per tab: Reply goes to the requester, Reply all adds everyone on the last inbound mail.
+
+    `entries` is the thread the page shows (thread.for_display), so the last inbound mail is the one the agent
+    reads above the composer.
+    """
     own = {e.lower() for e in Mailbox.objects.for_tenant(ticket.tenant).values_list("email", flat=True)}
     requester = ticket.requester.email if ticket.requester_id else ""
-    last = (
-        Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket, kind=MessageKind.INBOUND)
-        .order_by("-pk")
-        .first()
-    )
+    last = max((m for m in entries if m.kind == MessageKind.INBOUND), key=lambda m: m.pk, default=None)
     others: list[str] = []
     if last is not None:
         for raw in [last.from_addr, *(last.to or []), *(last.cc or [])]:
@@ -157,8 +164,11 @@ def _recipients(ticket: Ticket) -> dict[str, str]:
     return {"reply_to": requester, "all_cc": ", ".join(others)}
 
 
-def compose_form(request, ticket: Ticket) -> ComposeForm | None:
-    """An empty composer for the ticket page (None for light agents: they only write notes)."""
+def compose_form(request, ticket: Ticket, entries: list[Message], prefill: dict) -> ComposeForm | None:
+    """An empty composer for the ticket page (None for light agents: they only write notes).
+
+    `seen` is the newest message of the thread shown (`entries`): a reply is checked against what the agent saw.
+    """
     if not can_edit(request.membership):
         return None
     box = notifications.mailbox_for(ticket.tenant, ticket)
@@ -167,24 +177,34 @@ def compose_form(request, ticket: Ticket) -> ComposeForm | None:
         ticket=ticket,
         initial={
             "kind": "reply",
-            "to": _recipients(ticket)["reply_to"],
+            "to": prefill["reply_to"],
             "mailbox": box.pk if box else None,
-            "seen": _newest_id(ticket),
+            "seen": max((m.pk for m in entries), default=0),
         },
     )
 
 
-def composer_context(request, ticket: Ticket, form: ComposeForm | None = None, **extra) -> dict:
-    form = form if form is not None else compose_form(request, ticket)
+def composer_context(
+    request, ticket: Ticket, entries: list[Message], form: ComposeForm | None = None, **extra
+) -> dict:
+    """The composer of the ticket page showing `entries` (thread.for_display): a new form unless given one."""
+    prefill = _recipients(ticket, entries) if can_edit(request.membership) else {}
+    form = form if form is not None else compose_form(request, ticket, entries, prefill)
     chosen = []
-    if form is not None and form.is_bound:
-        for value in form.data.getlist("canned_files"):
-            item = canned.get_attachment(request.membership, int(value)) if value.isdigit() else None
-            if item is not None:
-                chosen.append(item)
+    if form is not None:
+        # The From choices (the field's queryset: visible, active, by name) from the request's list of visible
+        # mailboxes, which Ticket.objects.visible_to loaded already, instead of two queries of their own.
+        mailbox = form.fields["mailbox"]
+        usable = [box for box in visible_mailbox_list(request.membership) if not box.is_disabled]
+        mailbox.choices = preloaded_choices(mailbox, usable)
+        if form.is_bound:
+            for value in form.data.getlist("canned_files"):
+                item = canned.get_attachment(request.membership, int(value)) if value.isdigit() else None
+                if item is not None:
+                    chosen.append(item)
     return {
         "compose_form": form,
-        "compose_prefill": _recipients(ticket) if form is not None else {},
+        "compose_prefill": prefill if form is not None else {},
         "compose_max": filesizeformat(settings.ATTACHMENT_MAX_BYTES),
         "compose_max_bytes": settings.ATTACHMENT_MAX_BYTES,
         "canned_chosen": chosen,
@@ -209,7 +229,8 @@ def _rerender(request, ticket: Ticket, form: ComposeForm, *, status: int, **extr
         extra["composer_oob"] = True
     elif form.files.getlist("files"):
         extra.setdefault("refile", True)
-    context = {**detail_context(request, ticket), **composer_context(request, ticket, form, **extra)}
+    context = detail_context(request, ticket)
+    context.update(composer_context(request, ticket, context["entries"], form, **extra))
     return render(request, "tickets/detail.html", context, status=status)
 
 
