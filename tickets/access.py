@@ -36,11 +36,9 @@ def get_ticket(request: HttpRequest, number: int, *, write: bool = False) -> Tic
     """
     ticket = (
         visible_tickets(request)
-        .select_related(
-            "queue", "mailbox", "assignee", "requester__customer", "customer", "merged_into", "related_to"
-        )
+        .select_related("requester__customer", "customer")
         # Search vectors are large (tens of KB for a long thread) and no page shows them.
-        .defer("search_vector", "merged_into__search_vector", "related_to__search_vector")
+        .defer("search_vector")
         .filter(number=number)
         .order_by()  # a unique key: no activity ordering to compile
         .first()
@@ -48,6 +46,10 @@ def get_ticket(request: HttpRequest, number: int, *, write: bool = False) -> Tic
     if ticket is None:
         raise Http404("No such ticket.")
     ticket.tenant = request.tenant  # the same row; saves a query wherever ticket.tenant is read
+    # Queue, mailbox and assignee from the request's lists (the page needs those anyway): joining them made
+    # a nine-table query that PostgreSQL took longer to plan than to run. A merged or related ticket is
+    # loaded only when the ticket has one.
+    attach_known([ticket], request.membership)
     if write:
         require_editor(request.membership)
     return ticket
@@ -144,3 +146,21 @@ def member_list(membership: Membership) -> list[Membership]:
             .order_by("user__name", "user__email")
         )
     return membership._member_list
+
+
+def attach_known(tickets: list[Ticket], membership: Membership) -> None:
+    """Set each ticket's queue, mailbox and assignee from the request's lists of them instead of joining their
+    wide rows to every ticket (the few not found, e.g. a former member, in one query)."""
+    known = {
+        "queue": {q.pk: q for q in visible_queue_list(membership)},
+        "mailbox": {m.pk: m for m in visible_mailbox_list(membership)},
+        "assignee": {m.user_id: m.user for m in member_list(membership)},
+    }
+    for name, objects in known.items():
+        f = Ticket._meta.get_field(name)
+        missing = {getattr(ticket, f.attname) for ticket in tickets} - objects.keys() - {None}
+        if missing:
+            objects = {**objects, **f.related_model._base_manager.in_bulk(missing)}
+        for ticket in tickets:
+            pk = getattr(ticket, f.attname)
+            f.set_cached_value(ticket, objects.get(pk) if pk is not None else None)

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from tickets import search
+from tickets.access import attach_known
 from tickets.models import OPEN_STATUSES, Queue, Status, Ticket, TicketRead
 
 PAGE_SIZE = 50
@@ -303,7 +304,7 @@ def ticket_rows(
         return rows.replies_first() if replies_first else rows
 
     page = keyset_page(qs, keys, cursor, size, load=load)
-    _attach_known(page.rows, membership)
+    attach_known(page.rows, membership)
     _attach_tag_names(page.rows)
     return page
 
@@ -343,26 +344,6 @@ def _attach_tag_names(rows: list[Ticket]) -> None:
         names[ticket_id].append(name)
     for row in rows:
         row.tag_names = names[row.pk]
-
-
-def _attach_known(rows: list[Ticket], membership: Membership) -> None:
-    """Set each row's queue, mailbox and assignee from the request's lists of them instead of joining their
-    wide rows to every ticket (the few not found, e.g. a former member, in one query)."""
-    from tickets.access import member_list, visible_mailbox_list, visible_queue_list
-
-    known = {
-        "queue": {q.pk: q for q in visible_queue_list(membership)},
-        "mailbox": {m.pk: m for m in visible_mailbox_list(membership)},
-        "assignee": {m.user_id: m.user for m in member_list(membership)},
-    }
-    for name, objects in known.items():
-        f = Ticket._meta.get_field(name)
-        missing = {getattr(row, f.attname) for row in rows} - objects.keys() - {None}
-        if missing:
-            objects = {**objects, **f.related_model._base_manager.in_bulk(missing)}
-        for row in rows:
-            pk = getattr(row, f.attname)
-            f.set_cached_value(row, objects.get(pk) if pk is not None else None)
 
 
 COUNTS_CACHE_SECONDS = 60  # bounds staleness from changes that touch no timestamp (e.g. queue membership)
