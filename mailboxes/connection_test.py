@@ -130,7 +130,8 @@ def _imap_steps(mailbox: Mailbox) -> list[Step]:
             status = client.folder_status(mailbox.folder_inbox or "INBOX", [b"MESSAGES", b"UNSEEN"])
             inbox.ok = True
             total, unseen = status.get(b"MESSAGES", 0), status.get(b"UNSEEN", 0)
-            inbox.detail = f"{total} messages in {mailbox.folder_inbox or 'INBOX'} ({unseen} unread)"
+            noun = "message" if total == 1 else "messages"
+            inbox.detail = f"{total} {noun} in {mailbox.folder_inbox or 'INBOX'} ({unseen} unread)"
         except Exception as exc:
             inbox.fail(classify_imap(exc, imap.where(mailbox)) if not isinstance(exc, MailError) else exc)
     finally:
