@@ -9,14 +9,14 @@ Order of work, and why:
 2. upload attachments to storage (S3 I/O, so also outside the transaction; content-addressed, so a crash
    leaves at most an orphan blob);
 3. ONE transaction: dedupe, contact, threading, ticket, message, attachments, participants, bounce
-   bookkeeping, and finally the claim of the ledger row (`status stored -> processed`, a conditional
-   UPDATE: if another worker got there first we roll back and change nothing);
+   bookkeeping (`tickets.intake_writes`), and finally the claim of the ledger row (`tickets.ledger`: status
+   stored -> processed, a conditional UPDATE: if another worker got there first we roll back and change
+   nothing);
 4. after the commit: auto-reply, search index, and (in the poller) the after-import action on the server.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,13 +32,11 @@ from mailboxes.models import (
     InboundStatus,
     Mailbox,
 )
-from tickets import contacts, routing, threading
+from tickets import contacts, ledger, routing, threading
 from tickets import intake_writes as writes
 from tickets.lookups import Lookups
 from tickets.models import (
-    Attachment,
     Message,
-    MessageKind,
     Ticket,
 )
 
@@ -222,7 +220,7 @@ def commit_many(group: list[Prepared], *, context: Context) -> list[Outcome]:
         with transaction.atomic():
             outcomes = [_commit(p, context, savepoint=False, claims=claims) for p in group]
             if claims:
-                _claim_all(claims)
+                ledger.claim_all(claims)
     except Exception:
         log.info("a group of %d messages rolled back; committing them one by one", len(group))
         context.lookups.forget()
@@ -237,7 +235,7 @@ def commit_many(group: list[Prepared], *, context: Context) -> list[Outcome]:
 def _not_committed(prepared: Prepared, exc: Exception) -> Outcome:
     """What became of a message whose transaction rolled back."""
     inbound, trace = prepared.inbound, prepared.trace
-    if isinstance(exc, _AlreadyDone):
+    if isinstance(exc, ledger.AlreadyClaimed):
         inbound.refresh_from_db()
         return Outcome(inbound.outcome or inbound.status, inbound.ticket_id)
     if isinstance(exc, Quarantine):
@@ -248,10 +246,10 @@ def _not_committed(prepared: Prepared, exc: Exception) -> Outcome:
         trace.step("duplicate", reason)
         try:
             with transaction.atomic():
-                _claim(
+                ledger.claim(
                     inbound, status=InboundStatus.DUPLICATE, outcome=DUPLICATE, ticket_id=None, trace=trace
                 )
-        except _AlreadyDone:
+        except ledger.AlreadyClaimed:
             inbound.refresh_from_db()
             return Outcome(inbound.outcome or inbound.status, inbound.ticket_id)
         return Outcome(DUPLICATE, reason=reason)
@@ -372,7 +370,7 @@ def _commit(
         dup = context.lookups.duplicate_of(tenant.pk, message_id)
         if dup is not None:
             trace.step("duplicate", dup)
-            _claim(
+            ledger.claim(
                 inbound,
                 status=InboundStatus.DUPLICATE,
                 outcome=DUPLICATE,
@@ -415,44 +413,18 @@ def _commit(
         else:
             ticket = match.ticket
             outcome = AUTOMATIC if auto_kind else REPLY
-        kind = MessageKind.AUTOMATIC if auto_kind else MessageKind.INBOUND
-        message = Message.objects.create(
-            tenant=tenant,
-            ticket=ticket,
-            kind=kind,
-            contact=sender,
-            from_addr=sender_addr[:320],
-            from_name=writes.clean(sender_name)[:200],
-            to=[a.address for a in parsed.to][:200],
-            cc=[a.address for a in parsed.cc][:200],
-            subject=writes.clean(parsed.subject)[:998],
-            text=text,
-            html=html,
-            message_id=message_id,
-            in_reply_to=" ".join(parsed.in_reply_to)[:998],
-            references=list(parsed.references)[:100],
-            threading_signal=match.signal[:32],
-            inbound=inbound,
-            sent_date=parsed.date,
-            created_at=when,
+        message = writes.add_message(
+            inbound,
+            ticket,
+            parsed,
+            automatic=bool(auto_kind),
+            sender=sender,
+            sender_addr=sender_addr,
+            bodies=(text, html),
+            stored=stored,
+            signal=match.signal,
+            when=when,
         )
-        if stored:
-            Attachment.objects.bulk_create(
-                [
-                    Attachment(
-                        tenant=tenant,
-                        message=message,
-                        filename=att.filename[:255],
-                        content_type=att.content_type[:255],
-                        size=blob.size,
-                        sha256=blob.sha256,
-                        storage_key=blob.key,
-                        content_id=(att.content_id or "")[:255],
-                        is_inline=att.is_inline,
-                    )
-                    for att, blob in stored
-                ]
-            )
         if not auto_kind:
             writes.add_participants(ticket, sender, parsed, own, context, new=outcome == NEW_TICKET)
             if outcome == REPLY:
@@ -472,7 +444,7 @@ def _commit(
             trace.step("auto-reply", f"not sent: {autoreply_skip}")
         if outcome == REPLY and not inbound.is_history:
             _notify_reply(ticket, message, trace)
-        _claim(
+        ledger.claim(
             inbound,
             status=InboundStatus.PROCESSED,
             outcome=outcome,
@@ -534,77 +506,6 @@ def _autoreply_precheck(inbound, mailbox, outcome: str, auto_kind: str, sender: 
         own_addresses=own,
         is_history=inbound.is_history,
     )
-
-
-def _claim(
-    inbound: InboundMessage,
-    *,
-    status: str,
-    outcome: str,
-    ticket_id: int | None,
-    trace: Trace,
-    message_id: str = "",
-    deferred: list | None = None,
-) -> None:
-    """Mark the ledger row done, only if still `stored`; otherwise someone else processed it: roll back.
-
-    The row also gets the parser's Message-ID (a surrogate from the content hash when the mail had none).
-    `deferred`: a commit group's list; the claim is added to it and made by `_claim_all` before COMMIT."""
-    now = timezone.now()
-    if deferred is not None:
-        deferred.append(
-            (inbound.pk, message_id or inbound.message_id, status, outcome, ticket_id, trace.steps, now)
-        )
-        inbound.status, inbound.outcome, inbound.ticket_id, inbound.trace = (
-            status,
-            outcome,
-            ticket_id,
-            trace.steps,
-        )
-        return
-    claimed = InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.STORED).update(
-        message_id=message_id or inbound.message_id,
-        status=status,
-        outcome=outcome,
-        ticket_id=ticket_id,
-        trace=trace.steps,
-        attempts=F("attempts") + 1,
-        processed_at=now,
-    )
-    if not claimed:
-        raise _AlreadyDone()
-    inbound.status, inbound.outcome, inbound.ticket_id, inbound.trace = (
-        status,
-        outcome,
-        ticket_id,
-        trace.steps,
-    )
-
-
-def _claim_all(claims: list[tuple]) -> None:
-    """A commit group's claims in one conditional UPDATE; if any row is no longer `stored` (another worker
-    took it), the group rolls back and its messages are committed one by one."""
-    table = InboundMessage._meta.db_table
-    values = ", ".join(["(%s::bigint, %s, %s, %s, %s::bigint, %s::jsonb, %s::timestamptz)"] * len(claims))
-    params = [
-        value
-        for pk, message_id, status, outcome, ticket_id, steps, when in claims
-        for value in (pk, message_id, status, outcome, ticket_id, json.dumps(steps), when)
-    ]
-    with connection.cursor() as cur:
-        cur.execute(
-            f"UPDATE {table} AS m SET message_id = v.message_id, status = v.status, outcome = v.outcome, "  # noqa: S608
-            "ticket_id = v.ticket_id, trace = v.trace, attempts = m.attempts + 1, processed_at = v.processed_at "
-            f"FROM (VALUES {values}) AS v(id, message_id, status, outcome, ticket_id, trace, processed_at) "
-            "WHERE m.id = v.id AND m.status = %s",
-            [*params, InboundStatus.STORED],
-        )
-        if cur.rowcount != len(claims):
-            raise _AlreadyDone()
-
-
-class _AlreadyDone(Exception):
-    pass
 
 
 def _notify_reply(ticket: Ticket, message: Message, trace: Trace) -> None:

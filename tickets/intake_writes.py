@@ -1,5 +1,5 @@
 """The ticket-side rows intake writes for one inbound message, inside its transaction: a new ticket and its
-number, the people taking part, what a customer's reply does to the ticket's status, and what a bounce does
+number, the message and its attachments, the people taking part, what a customer's reply does to the ticket's status, and what a bounce does
 to the outbound mail it reports on. `tickets.intake` decides which of them happen."""
 
 from __future__ import annotations
@@ -10,7 +10,17 @@ from django.db import connection
 
 from mailboxes.models import OutboundEmail, OutboundStatus
 from tickets import contacts, threading
-from tickets.models import Contact, Participant, Status, Ticket, TicketCounter, TicketEvent
+from tickets.models import (
+    Attachment,
+    Contact,
+    Message,
+    MessageKind,
+    Participant,
+    Status,
+    Ticket,
+    TicketCounter,
+    TicketEvent,
+)
 
 
 def clean(text: str) -> str:
@@ -129,3 +139,59 @@ def record_bounce(tenant_id: int, bounce, trace) -> None:
         )
     )
     trace.step("bounce", f"original {original}: {'outbound marked failed' if updated else 'no outbound row'}")
+
+
+def add_message(
+    inbound,
+    ticket: Ticket,
+    parsed,
+    *,
+    automatic: bool,
+    sender: Contact | None,
+    sender_addr: str,
+    bodies: tuple[str, str],
+    stored: list,
+    signal: str,
+    when: datetime,
+) -> Message:
+    """The thread entry of an inbound mail and its attachments (`stored`: (attachment, blob) pairs whose bytes
+    are already in storage). `bodies`: the cleaned (text, html)."""
+    text, html = bodies
+    message = Message.objects.create(
+        tenant=inbound.tenant,
+        ticket=ticket,
+        kind=MessageKind.AUTOMATIC if automatic else MessageKind.INBOUND,
+        contact=sender,
+        from_addr=sender_addr[:320],
+        from_name=clean(parsed.from_addr.name if parsed.from_addr else "")[:200],
+        to=[a.address for a in parsed.to][:200],
+        cc=[a.address for a in parsed.cc][:200],
+        subject=clean(parsed.subject)[:998],
+        text=text,
+        html=html,
+        message_id=parsed.message_id[:998],
+        in_reply_to=" ".join(parsed.in_reply_to)[:998],
+        references=list(parsed.references)[:100],
+        threading_signal=signal[:32],
+        inbound=inbound,
+        sent_date=parsed.date,
+        created_at=when,
+    )
+    if stored:
+        Attachment.objects.bulk_create(
+            [
+                Attachment(
+                    tenant=inbound.tenant,
+                    message=message,
+                    filename=att.filename[:255],
+                    content_type=att.content_type[:255],
+                    size=blob.size,
+                    sha256=blob.sha256,
+                    storage_key=blob.key,
+                    content_id=(att.content_id or "")[:255],
+                    is_inline=att.is_inline,
+                )
+                for att, blob in stored
+            ]
+        )
+    return message
