@@ -118,6 +118,16 @@ def visible_queue_list(membership: Membership) -> list[Queue]:
     return membership._visible_queue_list
 
 
+def loaded_visibility(membership: Membership) -> tuple[list[int], list[int]] | None:
+    """The ids of the queues and mailboxes the member sees, if this request has loaded both lists already."""
+    if hasattr(membership, "_visible_queue_list") and hasattr(membership, "_visible_mailbox_list"):
+        return (
+            [q.pk for q in membership._visible_queue_list],
+            [m.pk for m in membership._visible_mailbox_list],
+        )
+    return None
+
+
 def get_queue(request: HttpRequest, queue_id: int) -> Queue:
     """A queue the member may see; 404 otherwise."""
     queue = visible_queues(request.membership).filter(pk=queue_id).first()

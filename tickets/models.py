@@ -179,20 +179,37 @@ class TicketQuerySet(TenantQuerySet):
         return self.order_by(*(then or ("-last_message_at", "-id")))
 
     def visible_to(self, membership: Membership):
-        """Tickets of the member's tenant in queues and mailboxes they may see."""
+        """Tickets of the member's tenant in queues and mailboxes they may see.
+
+        No joins through the members tables: no duplicate rows, so no DISTINCT, and list queries aggregate
+        and paginate on this queryset directly; the ticket's own queue_id and mailbox_id decide, so its
+        indexes answer lists and counters alone.
+        """
         qs = self.for_tenant(membership.tenant)
         if membership.is_admin:
             return qs
-        from tickets.access import visible_mailbox_list, visible_queue_list
+        from mailboxes.models import Mailbox, Visibility
+        from tickets.access import loaded_visibility
 
-        # The request's own lists of visible queues and mailboxes (loaded once per request for the sidebar
-        # and filters) as literal ids: no joins and no subqueries, so no duplicate rows, list queries aggregate
-        # and paginate on this queryset directly, the ticket's indexes answer lists and counters alone, and
-        # the SQL is quick to build and to plan (both took longer than running the counters).
-        queue_ok = Q(queue__isnull=True) | Q(queue_id__in=[q.pk for q in visible_queue_list(membership)])
-        mailbox_ok = Q(mailbox__isnull=True) | Q(
-            mailbox_id__in=[m.pk for m in visible_mailbox_list(membership)]
+        loaded = loaded_visibility(membership)
+        if loaded is not None:
+            # The request already holds the lists (sidebar, filters, rows): literal ids are quicker to build
+            # and to plan than the subqueries below (both took longer than running the counters).
+            queue_ids, mailbox_ids = loaded
+            queue_ok = Q(queue__isnull=True) | Q(queue_id__in=queue_ids)
+            mailbox_ok = Q(mailbox__isnull=True) | Q(mailbox_id__in=mailbox_ids)
+            return qs.filter(queue_ok & mailbox_ok)
+        # Otherwise (the live poll's check, most of all) one query with subqueries beats loading the lists.
+        member_of = Queue.members.through.objects.filter(membership=membership).values("queue_id")
+        queues = Queue.objects.filter(tenant_id=membership.tenant_id).filter(
+            Q(restricted=False) | Q(pk__in=member_of)
         )
+        shown_to = Mailbox.visible_to.through.objects.filter(membership=membership).values("mailbox_id")
+        mailboxes = Mailbox.objects.filter(tenant_id=membership.tenant_id).filter(
+            Q(visibility=Visibility.ALL) | Q(pk__in=shown_to)
+        )
+        queue_ok = Q(queue__isnull=True) | Q(queue__in=queues.values("pk"))
+        mailbox_ok = Q(mailbox__isnull=True) | Q(mailbox__in=mailboxes.values("pk"))
         return qs.filter(queue_ok & mailbox_ok)
 
 

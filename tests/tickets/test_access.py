@@ -247,3 +247,30 @@ def test_merging_into_a_ticket_the_agent_cannot_see_is_refused(client, tenant, a
     mine.refresh_from_db()
     assert mine.merged_into is None
     assert hidden.messages.count() == 1
+
+
+@pytest.mark.parametrize("member_of", [False, True])
+def test_visibility_is_the_same_with_and_without_the_requests_lists(tenant, agent, thread, member_of):
+    """Ticket.objects.visible_to filters by subqueries until the request has loaded its queue and mailbox lists,
+    then by their ids: both must select the same tickets (restricted queue, members-only mailbox, neither)."""
+    from tickets.access import visible_mailbox_list, visible_queue_list
+
+    hidden_queue = f.ticket(tenant, "In a restricted queue")
+    hidden_box = f.ticket(tenant, "Through a members-only mailbox")
+    _restricted(tenant, agent, hidden_queue, queue=True)
+    _restricted(tenant, agent, hidden_box, mailbox=True)
+    if member_of:
+        membership = Membership.objects.get(tenant=tenant, user=agent)
+        hidden_queue.queue.members.add(membership)
+        hidden_box.mailbox.visible_to.add(membership)
+
+    def visible() -> set[str]:
+        return set(Ticket.objects.visible_to(membership).values_list("title", flat=True))
+
+    membership = Membership.objects.select_related("tenant").get(tenant=tenant, user=agent)
+    by_subqueries = visible()
+    visible_queue_list(membership), visible_mailbox_list(membership)
+    assert visible() == by_subqueries
+    expected = {"In a restricted queue", "Through a members-only mailbox"} if member_of else set()
+    assert by_subqueries & {"In a restricted queue", "Through a members-only mailbox"} == expected
+    assert thread.title in by_subqueries
