@@ -216,6 +216,14 @@ def test_admin_sets_own_oauth_app_in_the_browser(signed_in, live_server, tenant,
     assert page.input_value("#id_google-client_secret") == ""
     screenshot(page, "saved")
     assert OAuthApp.objects.get(tenant=tenant).client_id == "1234-acme.apps.googleusercontent.com"
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.click("text=Remove your Google app")
+    assert questions == [
+        "Remove your Google app? Mailboxes that signed in through it will have to be reconnected."
+    ]
+    assert OAuthApp.objects.exists()  # dismissed: nothing removed
+    page.once("dialog", lambda dialog: dialog.accept())
     page.click("text=Remove your Google app")
     expect(page.locator("#google")).not_to_contain_text("Secret saved")
     assert not OAuthApp.objects.exists()
