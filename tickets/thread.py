@@ -32,20 +32,19 @@ THREADING_SIGNALS = {
 INLINE_IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"}
 
 
-def messages(ticket: Ticket, *, users: dict | None = None, mailboxes: dict | None = None) -> list[Message]:
-    """The thread in order, each message with its author, inbound ledger row, `files` (its attachments) and
-    `last_outbound` (its latest OutboundEmail, or None), in five queries at most.
+def messages(ticket: Ticket, *, users: dict | None = None) -> list[Message]:
+    """The thread in order, each message with its author, `files` (its attachments) and `last_outbound` (its
+    latest OutboundEmail, or None), in four queries at most.
 
-    `users` and `mailboxes` ({id: object}: the request's member and mailbox lists) save loading authors and
-    the mailboxes mail came in through again; those not among them are looked up.
-    Only what the thread shows is loaded: no References header lists, no copies of sent bodies, no secrets.
+    `users` ({id: user}: the request's member list) saves loading authors again; those not in it are looked
+    up. Only what the thread shows is loaded: no References header lists, no copies of sent bodies, no
+    processing traces (the page loads a message's trace when it is opened: views_files.message_trace).
     """
     from accounts.models import User
-    from mailboxes.models import Mailbox, OutboundEmail
+    from mailboxes.models import OutboundEmail
 
     rows = list(
         Message.objects.filter(tenant_id=ticket.tenant_id, ticket=ticket)
-        .select_related("inbound")
         .defer("references")
         .order_by("created_at", "id")
     )
@@ -69,20 +68,12 @@ def messages(ticket: Ticket, *, users: dict | None = None, mailboxes: dict | Non
         ):
             last_outbound.setdefault(out.ticket_message_id, out)
     authors = _known_or_loaded(User.objects, {m.author_id for m in rows if m.author_id}, users or {})
-    # The trace names the mailbox a mail came in through: its address only, so no credentials are decrypted.
-    mailboxes = _known_or_loaded(
-        Mailbox.objects.only("id", "email"),
-        {m.inbound.mailbox_id for m in rows if m.inbound_id and m.inbound.mailbox_id},
-        mailboxes or {},
-    )
     author_field = Message._meta.get_field("author")
     for message in rows:
         message.ticket = ticket
         author_field.set_cached_value(message, authors.get(message.author_id))
         message.files = files.get(message.pk, [])
         message.last_outbound = last_outbound.get(message.pk)
-        if message.inbound_id and message.inbound.mailbox_id:
-            message.inbound.mailbox = mailboxes.get(message.inbound.mailbox_id)
     return rows
 
 
@@ -96,9 +87,9 @@ def _known_or_loaded(rows, ids: set[int], known: dict) -> dict:
 REMOTE_IMAGE = re.compile(r"""<img\b[^>]*?\s(?:data-remote-src|src)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
 
-def for_display(ticket: Ticket, *, users: dict | None = None, mailboxes: dict | None = None) -> list[Message]:
+def for_display(ticket: Ticket, *, users: dict | None = None) -> list[Message]:
     """messages() with what the ticket page shows on each: its URLs, remote images, delivery, threading."""
-    entries = messages(ticket, users=users, mailboxes=mailboxes)
+    entries = messages(ticket, users=users)
     # One reverse() for the thread, not several per message: long threads render fast.
     prefix = tenant_reverse(ticket.tenant, "tickets:split", ticket.number, 1).removesuffix("1/split/")
     for message in entries:

@@ -1,4 +1,6 @@
-"""The ticket page's thread built in Python: every message with its body, files, delivery state and trace.
+"""The ticket page's thread built in Python: every message with its body, files, delivery state and the place
+its processing trace loads into when opened (tickets.views_files.message_trace renders templates/tickets/
+_trace.html).
 
 A template include per message (with the body and trace includes inside it) was half of a long ticket's
 render time: thousands of variable lookups and date filters. This module writes the same markup, byte for
@@ -11,11 +13,9 @@ goes through `helpdesk.markup.html`, which escapes it; only this module's consta
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-
 from django.conf import settings
-from django.template.defaultfilters import filesizeformat, floatformat
-from django.utils.formats import get_format, localize
+from django.template.defaultfilters import filesizeformat
+from django.utils.formats import localize
 from django.utils.safestring import SafeString
 
 from helpdesk.date_text import DateText
@@ -103,9 +103,12 @@ _ORIGINAL = """
           """
 
 _SUBJECT = '<p class="msg-subject">{}</p>'
+# The trace is loaded when opened (htmx; without scripts the link opens it): most are never looked at, and a
+# long thread's traces were a tenth of the page's work.
 _TRACE_DETAILS = """
-    <details class="msg-trace"><summary class="msg-signal" title="How this mail was processed">{}</summary>\
-{}</details>
+    <details class="msg-trace" hx-get="{}trace/" hx-trigger="toggle once" hx-target="find .trace-slot" \
+hx-swap="outerHTML"><summary class="msg-signal" title="How this mail was processed">{}</summary>\
+<a class="trace-slot muted small" href="{}trace/">Show the processing trace</a></details>
   """
 _SIGNAL = '<p class="msg-signal" title="How this mail found its ticket">{}</p>'
 _NOT_DELIVERED = '<div class="alert alert-error msg-alert"><strong>Not delivered.</strong> {}</div>'
@@ -145,43 +148,6 @@ _FILE = """
             <span class="file-text"><span class="file-name">{}</span><span class="file-meta">{} · {}</span></span>
           </a></li>
         """
-
-# --- _trace.html ---------------------------------------------------------------------------------------------
-
-_TRACE = """
-
-<section class="card trace" aria-labelledby="trace-{}">
-  <div class="card-head">
-    <h2 id="trace-{}">Processing trace</h2>
-    <span class="badge">{}</span>
-  </div>
-  {}
-  <ol class="trace-steps kv-list">
-    {}
-  </ol>
-  <p class="muted small">
-    {}
-    Received {}{}{}.
-  </p>
-</section>
-
-"""
-_THREADED_BY = """
-    <p class="small">Threaded by <strong>{}</strong>.</p>
-  """
-_STEP = """
-    <li>
-      <span class="trace-step">{}</span>
-      {}
-      {}
-    </li>
-    """
-_STEP_MS = '<span class="muted small">{} ms</span>'
-_STEP_NOTE = '<div class="small">{}</div>'
-_NO_STEPS = SafeString("""
-    <li class="muted">Not processed yet.</li>
-    """)
-_HISTORY = SafeString("Imported as history (no auto-reply, no notifications). ")
 
 _NOTHING = SafeString("")  # for absent parts: escaping "" is not free
 
@@ -228,7 +194,6 @@ class _Writer:
         self.attachment_prefix = attachment_prefix
         self.splittable = splittable
         self.dates = DateText()
-        self.decimal_separator = get_format("DECIMAL_SEPARATOR")
         self.grouping = settings.USE_THOUSAND_SEPARATOR
 
     # --- one message
@@ -312,13 +277,8 @@ class _Writer:
     def trace_block(self, m: Message) -> SafeString | str:
         if m.kind != "inbound":
             return _NOTHING
-        inbound = m.inbound
-        if inbound:
-            return html(
-                _TRACE_DETAILS,
-                m.signal_label or "How this mail was processed",
-                self.trace(inbound, m.threading_signal),
-            )
+        if m.inbound_id:
+            return html(_TRACE_DETAILS, m.url, m.signal_label or "How this mail was processed", m.url)
         return html(_SIGNAL, m.signal_label) if m.signal_label else _NOTHING
 
     # --- _message_body.html
@@ -350,38 +310,6 @@ class _Writer:
             )
         return html(_BODY, content, html(_FILES, listed))
 
-    # --- _trace.html
-
-    def trace(self, inbound, signal: str) -> SafeString:
-        """templates/tickets/_trace.html of the message's InboundMessage, with its threading signal."""
-        steps = inbound.trace
-        where = ""
-        if inbound.mailbox:
-            where = f" in {inbound.mailbox.email}" + (f"/{inbound.folder}" if inbound.folder else "")
-        return html(
-            _TRACE,
-            self.number(inbound.pk),
-            self.number(inbound.pk),
-            inbound.outcome or inbound.get_status_display(),
-            html(_THREADED_BY, signal) if signal else _NOTHING,
-            join(self.step(step) for step in steps) if steps else _NO_STEPS,
-            _HISTORY if inbound.is_history else _NOTHING,
-            self.dates.format(self.dates.local(inbound.received_at), "j M Y H:i:s"),
-            where,
-            f", UID {self.text(inbound.uid)}" if inbound.uid else _NOTHING,
-        )
-
-    def step(self, step) -> SafeString:
-        # A step that is not an object shows as the template showed it: an empty name, nothing else.
-        step = step if isinstance(step, dict) else {}
-        ms, note = step.get("ms"), step.get("note")
-        return html(
-            _STEP,
-            self.text(step.get("step", "")),
-            html(_STEP_MS, self.one_decimal(ms)) if ms else _NOTHING,
-            html(_STEP_NOTE, self.text(note)) if note else _NOTHING,
-        )
-
     # --- numbers and values as `{{ }}` shows them
 
     def number(self, value: int) -> str:
@@ -395,12 +323,3 @@ class _Writer:
         if value is None:
             return "None"
         return str(localize(self.dates.local(value) if hasattr(value, "astimezone") else value))
-
-    def one_decimal(self, value) -> str:
-        """`{{ value|floatformat:1 }}` for the trace's timings, without a Decimal context per number."""
-        if self.grouping or type(value) not in (int, float) or not -1e15 < value < 1e15:
-            return floatformat(value, 1)
-        if type(value) is int:
-            return f"{value}{self.decimal_separator}0"
-        rounded = Decimal(repr(value)).quantize(Decimal("0.1"), ROUND_HALF_UP)
-        return str(rounded if rounded else rounded.copy_abs()).replace(".", self.decimal_separator)

@@ -27,6 +27,11 @@ urlpatterns = [
         "tickets/<int:number>/messages/<int:message_id>/body/", views_files.message_body, name="message_body"
     ),
     path(
+        "tickets/<int:number>/messages/<int:message_id>/trace/",
+        views_files.message_trace,
+        name="message_trace",
+    ),
+    path(
         "tickets/<int:number>/messages/<int:message_id>/original/",
         views_files.message_original,
         name="message_original",

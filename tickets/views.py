@@ -26,7 +26,6 @@ from tickets.access import (
     get_ticket,
     member_list,
     require_editor,
-    visible_mailbox_list,
     visible_queue_list,
 )
 from tickets.forms import (
@@ -280,13 +279,9 @@ def detail(request, number: int):
 
 def detail_context(request, ticket: Ticket) -> dict:
     """Everything the ticket page shows (the composer adds its own form: tickets.views_compose)."""
-    # Authors and inbound mailboxes from the request's lists (the side panel and the composer load them anyway).
+    # Authors from the request's member list (the side panel and the composer load it anyway).
     membership = request.membership
-    entries = thread.for_display(
-        ticket,
-        users={m.user_id: m.user for m in member_list(membership)},
-        mailboxes={m.pk: m for m in visible_mailbox_list(membership)},
-    )
+    entries = thread.for_display(ticket, users={m.user_id: m.user for m in member_list(membership)})
     tab = "history" if request.GET.get("tab") == "history" else "thread"
     return {
         "ticket": ticket,

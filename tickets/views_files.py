@@ -1,4 +1,5 @@
-"""Message bodies and files: the sandboxed iframe document, the raw original, attachments and inline images.
+"""Message bodies and files: the sandboxed iframe document, the processing trace, the raw original, attachments and
+inline images.
 
 Everything here is reached through the ticket it belongs to (tickets.access): 404 for whoever may not see it.
 Responses carry their own locked-down headers, because what they hold comes from strangers.
@@ -10,10 +11,12 @@ import re
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import render
 from django.utils.html import escape
 from django.views.decorators.http import require_GET
 
 from accounts.access import member_required
+from mailboxes.models import InboundMessage
 from tickets import thread
 from tickets.access import get_attachment, get_message, get_ticket
 
@@ -79,6 +82,32 @@ def message_original(request, number: int, message_id: int):
         content_type="message/rfc822" if download else "text/plain; charset=utf-8",
     )
     return _locked_down(response)
+
+
+@require_GET
+@member_required
+def message_trace(request, number: int, message_id: int):
+    """How an inbound mail was processed (steps, timings, threading signal, why no auto-reply): the fragment
+    the thread loads when an agent opens a message's trace."""
+    ticket = get_ticket(request, number)
+    message = get_message(request, ticket, message_id)
+    if not message.inbound_id:
+        raise Http404("This message was not received by mail.")
+    inbound = InboundMessage.objects.select_related("mailbox").only(*TRACE_FIELDS).get(pk=message.inbound_id)
+    return render(request, "tickets/_trace.html", {"inbound": inbound, "message": message})
+
+
+# What templates/tickets/_trace.html shows of the ledger row (not the raw headers, not the mailbox's secrets).
+TRACE_FIELDS = (
+    "status",
+    "outcome",
+    "trace",
+    "is_history",
+    "received_at",
+    "folder",
+    "uid",
+    "mailbox__email",
+)
 
 
 # Types a browser could run or render as a page are always sent as opaque bytes.

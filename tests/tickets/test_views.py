@@ -269,8 +269,11 @@ def test_inbound_messages_link_their_processing_trace(client, tenant, admin):
     m.inbound.save()
     client.force_login(admin)
     page = detail(client, t)
-    assert "Processing trace" in page and "by In-Reply-To" in page
     assert "Threaded by In-Reply-To</summary>" in page
+    url = reverse("tickets:message_trace", args=["acme", t.number, m.pk])
+    assert f'hx-get="{url}"' in page
+    trace = client.get(url).content.decode()
+    assert "Processing trace" in trace and "by In-Reply-To" in trace and "1.5 ms" in trace
 
 
 # Keys as the help dialog prints them.

@@ -78,7 +78,11 @@ def test_ticket_view_shows_thread_kinds_and_side_panel(
         from_name="Jane Cooper",
         from_addr="jane.cooper@northwind.test",
     )
-    f.message(t, text="Perfect, thank you so much!", threading_signal="references")
+    thanks = f.message(
+        t, text="Perfect, thank you so much!", threading_signal="references", raw=b"Subject: x\r\n\r\nok"
+    )
+    thanks.inbound.trace = [{"step": "parse", "ms": 2.4}, {"step": "thread", "note": "references"}]
+    thanks.inbound.save()
     f.ticket(tenant, "Add a second admin to our account", requester=jane, mailbox=box)
     page = sign_in(admin)
     page.set_viewport_size({"width": 1440, "height": 1000})
@@ -88,6 +92,12 @@ def test_ticket_view_shows_thread_kinds_and_side_panel(
     expect(page.get_by_text("Threaded by References")).to_be_visible()
     page.wait_for_load_state("networkidle")
     screenshot(page, "ticket")
+    # The processing trace loads when opened.
+    trace = page.get_by_role("heading", name="Processing trace")
+    expect(trace).to_have_count(0)
+    page.get_by_text("Threaded by References").click()
+    expect(trace).to_be_visible()
+    expect(page.locator(".trace-steps")).to_contain_text("2.4 ms")
 
 
 def test_contact_page_lists_tickets_and_mail(sign_in, live_server, tenant, admin, agent, screenshot):
