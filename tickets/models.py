@@ -181,15 +181,14 @@ class TicketQuerySet(TenantQuerySet):
     def visible_to(self, membership: Membership):
         """Tickets of the member's tenant in queues and mailboxes they may see.
 
-        No joins through the members tables: no duplicate rows, so no DISTINCT, and list queries aggregate
+        No joins in the ticket query itself: no duplicate rows, so no DISTINCT, and list queries aggregate
         and paginate on this queryset directly; the ticket's own queue_id and mailbox_id decide, so its
         indexes answer lists and counters alone.
         """
         qs = self.for_tenant(membership.tenant)
         if membership.is_admin:
             return qs
-        from mailboxes.models import Mailbox, Visibility
-        from tickets.access import loaded_visibility
+        from tickets.access import loaded_visibility, visible_mailboxes, visible_queues
 
         loaded = loaded_visibility(membership)
         if loaded is not None:
@@ -198,18 +197,10 @@ class TicketQuerySet(TenantQuerySet):
             queue_ids, mailbox_ids = loaded
             queue_ok = Q(queue__isnull=True) | Q(queue_id__in=queue_ids)
             mailbox_ok = Q(mailbox__isnull=True) | Q(mailbox_id__in=mailbox_ids)
-            return qs.filter(queue_ok & mailbox_ok)
-        # Otherwise (the live poll's check, most of all) one query with subqueries beats loading the lists.
-        member_of = Queue.members.through.objects.filter(membership=membership).values("queue_id")
-        queues = Queue.objects.filter(tenant_id=membership.tenant_id).filter(
-            Q(restricted=False) | Q(pk__in=member_of)
-        )
-        shown_to = Mailbox.visible_to.through.objects.filter(membership=membership).values("mailbox_id")
-        mailboxes = Mailbox.objects.filter(tenant_id=membership.tenant_id).filter(
-            Q(visibility=Visibility.ALL) | Q(pk__in=shown_to)
-        )
-        queue_ok = Q(queue__isnull=True) | Q(queue__in=queues.values("pk"))
-        mailbox_ok = Q(mailbox__isnull=True) | Q(mailbox__in=mailboxes.values("pk"))
+        else:
+            # Otherwise (the live poll's check, most of all) one query with subqueries beats loading the lists.
+            queue_ok = Q(queue__isnull=True) | Q(queue__in=visible_queues(membership).values("pk"))
+            mailbox_ok = Q(mailbox__isnull=True) | Q(mailbox__in=visible_mailboxes(membership).values("pk"))
         return qs.filter(queue_ok & mailbox_ok)
 
 

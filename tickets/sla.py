@@ -115,7 +115,7 @@ class Due:
 def due_dates(
     ticket: Ticket,
     policies: list[SlaPolicy] | None = None,
-    hours: BusinessHours | None = None,
+    hours: BusinessHours | WorkingTime | None = None,
     tz_name: str | None = None,
 ) -> Due | None:
     """When the ticket's targets fall due (None without an applicable policy).
@@ -133,13 +133,19 @@ def due_dates(
         tz_name = ticket.tenant.timezone
 
     def due(minutes: int | None) -> datetime | None:
-        if minutes is None:
-            return None
-        if policy.business_hours_only:
-            return add_business_minutes(ticket.created_at, minutes, hours, tz_name)
-        return ticket.created_at + timedelta(minutes=minutes)
+        return None if minutes is None else _due_at(ticket, policy, minutes, hours, tz_name)
 
     return Due(policy, due(policy.first_response_minutes), due(policy.resolution_minutes))
+
+
+def _due_at(
+    ticket: Ticket, policy: SlaPolicy, minutes: int, hours: BusinessHours | WorkingTime | None, tz_name: str
+) -> datetime:
+    """When `minutes` of the policy's time after the ticket was opened run out."""
+    if not policy.business_hours_only:
+        return ticket.created_at + timedelta(minutes=minutes)
+    working = hours if isinstance(hours, WorkingTime) else WorkingTime(hours, tz_name)
+    return working.add(ticket.created_at, minutes)
 
 
 @dataclass(frozen=True)
@@ -176,12 +182,7 @@ def next_due(
     # Fewer minutes fall due first, in business time as on the clock: only the earliest target is computed
     # (a list computes this for every row).
     minutes, target = min(pending)
-    if policy.business_hours_only:
-        working = hours if isinstance(hours, WorkingTime) else WorkingTime(hours, tz_name)
-        at = working.add(ticket.created_at, minutes)
-    else:
-        at = ticket.created_at + timedelta(minutes=minutes)
-    return NextDue(target=str(target), at=at)
+    return NextDue(target=str(target), at=_due_at(ticket, policy, minutes, hours, tz_name))
 
 
 def attach_next_due(tickets: list[Ticket], tenant) -> bool:
@@ -215,7 +216,7 @@ def check_breaches(now: datetime | None = None) -> list[SlaBreach]:
         ]
         if not targets:
             continue
-        hours = business_hours(tenant)
+        hours = WorkingTime(business_hours(tenant), tenant.timezone)  # read once for all the tenant's tickets
         # Business minutes are never shorter than clock minutes: younger tickets cannot be due yet.
         tickets = (
             Ticket.objects.for_tenant(tenant)
