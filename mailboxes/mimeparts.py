@@ -27,7 +27,7 @@ from mailboxes.attachments import (
 )
 from mailboxes.charsets import clean_text, decode_body, decode_raw
 from mailboxes.headers import content_params, decode_header_text, first, header_map, tidy
-from mailboxes.rawmail import FOLD_MIN, Limits, check_clock
+from mailboxes.rawmail import FOLD_MIN, Limits, SetAside, check_clock
 from mailboxes.sanitize import html_to_text
 
 __all__ = ["Walk", "read_parts"]
@@ -40,6 +40,7 @@ class Walk:
     deadline: float
     limits: Limits
     defects: list[str]
+    aside: SetAside  # every payload is read through it
     texts: list[str] = field(default_factory=list)
     htmls: list[str] = field(default_factory=list)
     leaves: list[Leaf] = field(default_factory=list)
@@ -90,7 +91,7 @@ def _leaf(part: Message, headers: Mapping[str, list[str]], ctype: str, walk: Wal
     content_id = first(headers, "content-id")
     content_id = (tidy(decode_raw(content_id)).strip("<> ") or None) if content_id else None
     if ctype.startswith("message/") and part.is_multipart():
-        payload = _message_bytes(part, walk.linesep)
+        payload = _message_bytes(part, walk.linesep, walk.aside)
         described = decode_header_text(first(headers, "content-description") or "", hints)
         if ctype in ("message/rfc822", "message/global"):
             if not filename:
@@ -104,7 +105,7 @@ def _leaf(part: Message, headers: Mapping[str, list[str]], ctype: str, walk: Wal
             walk.leaves.append(Leaf(filename, ctype, payload, content_id, AttachmentKind.REGULAR))
         part.set_payload(None)
         return
-    payload = _payload(part)
+    payload = _payload(part, walk.aside)
     part.set_payload("")  # the encoded text is no longer needed: free it before the next part
     is_body_type = ctype in ("text/plain", "text/html") or ctype.startswith("multipart/")
     if is_body_type and disposition != "attachment" and not filename:
@@ -134,9 +135,13 @@ def _defect_words(defect: object) -> str:
 _GEN_POLICY = email.policy.default.clone(refold_source="none", max_line_length=None)
 
 
-def _message_bytes(part: Message, linesep: str) -> bytes:
+def _message_bytes(part: Message, linesep: str, aside: SetAside) -> bytes:
     """The content of a message/* part, written back with its original header lines."""
     for inner in part.walk():
+        if aside.spans:  # the parser's own text, as _payload reads it
+            for attribute in ("preamble", "epilogue", "_payload"):
+                if isinstance(text := getattr(inner, attribute), str):
+                    setattr(inner, attribute, aside.restore(text))
         payload = inner.get_payload() if not inner.is_multipart() else None
         if (
             isinstance(payload, str)
@@ -157,10 +162,15 @@ def _message_bytes(part: Message, linesep: str) -> bytes:
     return data[cut + 2 * len(sep) :] if cut >= 0 else b""
 
 
-def _payload(part: Message) -> bytes:
+def _payload(part: Message, aside: SetAside) -> bytes:
     """Transfer-decoded bytes, equal to `get_payload(decode=True)`; base64 is decoded in one step
     because the stdlib path keeps several copies of a large attachment alive at once."""
     cte = str(part.get("content-transfer-encoding", "")).lower()
+    held = part._payload  # the parser's own text: get_payload() would decode raw 8-bit bytes
+    if aside.spans and isinstance(held, str):
+        if cte == "base64" and (data := aside.decode(held)) is not None:
+            return data  # a body set aside, decoded straight from the raw message
+        part.set_payload(aside.restore(held))
     if cte == "base64":
         text = part.get_payload()
         if isinstance(text, str) and text.isascii():

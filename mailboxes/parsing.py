@@ -146,12 +146,14 @@ def _empty(raw: bytes, reason: str) -> ParsedMail:
 def _parse(raw: bytes, limits: Limits) -> ParsedMail:
     deadline = time.monotonic() + limits.time_budget_s
     defects: list[str] = []
-    message, start, linesep, limit = read_message(raw, limits, deadline, defects)
+    message, start, linesep, limit, aside = read_message(raw, limits, deadline, defects)
     headers = header_map(message)
     hints = charset_hints(message, headers)
     text, html, attachments = "", None, ()
     if limit is None:
-        walk = Walk(hints=hints, linesep=linesep, deadline=deadline, limits=limits, defects=defects)
+        walk = Walk(
+            hints=hints, linesep=linesep, deadline=deadline, limits=limits, defects=defects, aside=aside
+        )
         bodies, limit = within_limits(lambda: read_parts(message, walk))
         if bodies is not None:
             text, html, attachments = bodies

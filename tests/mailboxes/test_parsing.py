@@ -822,6 +822,18 @@ def test_forwarded_message_with_a_large_attachment_keeps_short_lines_and_its_byt
     assert parse(attached.payload).attachments[0].sha256 == _sha(payload)
 
 
+def test_large_base64_body_outside_its_part_reads_as_the_text_it_is():
+    # Large base64 bodies are kept out of the feed parser behind a stand-in line; where the parser
+    # puts that line somewhere unexpected, the text is still the body's, never the stand-in.
+    encoded = base64.encodebytes(os.urandom(30_000))
+    part = b"--b\nContent-Type: application/octet-stream; name=f.bin\nContent-Transfer-Encoding: base64\n\n"
+    headers = b"From: a@example.com\nContent-Type: multipart/mixed; boundary="
+    wrong_boundary = parse(headers + b'"z"\n\n' + part + encoded + b"--b--\n")
+    assert wrong_boundary.text_body.replace("\n", "").endswith(encoded.replace(b"\n", b"").decode() + "--b--")
+    trailing_line = parse(headers + b'"b"\n\n' + part + encoded + b"abcd efgh\n--b--\n")
+    assert trailing_line.attachments[0].payload == binascii.a2b_base64(encoded + b"abcd efgh")
+
+
 def test_missing_separator_before_a_large_body_is_not_a_huge_header():
     raw = b"From: a@example.com\nSubject: no blank line\nThis is the body.\n" + b"more text\n" * 40_000
     parsed = parse(raw)
