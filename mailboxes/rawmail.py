@@ -12,6 +12,7 @@ import binascii
 import email.policy
 import re
 import secrets
+import string
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -272,7 +273,9 @@ def _repair_headers(block: bytes, defects: list[str]) -> bytes:
 # --- the body --------------------------------------------------------------------------------
 
 _BLANK_LINE = re.compile(rb"\n\r?\n")
-_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/=\r\n]*")
+_BASE64_ALPHABET = string.ascii_letters + string.digits + "+/"
+# 1 for each byte that ends a run of base64 text: all but the alphabet, "=" and line breaks.
+_ENDS_BASE64 = bytes(0 if chr(byte) in _BASE64_ALPHABET + "=\r\n" else 1 for byte in range(256))
 _BASE64_CTE = re.compile(rb"content-transfer-encoding:[ \t]*base64[ \t]*", re.I)
 _CONTAINER_CT = re.compile(rb"content-type:[ \t]*(message|multipart)/", re.I)
 
@@ -289,8 +292,7 @@ def _body_chunks(raw: bytes, start: int, aside: SetAside) -> Iterator[bytes]:
     search = start
     while blank := _BLANK_LINE.search(raw, search):
         body = blank.end()
-        run = _BASE64_TEXT.match(raw, body)
-        end = raw.rfind(b"\n", body, run.end()) + 1
+        end = raw.rfind(b"\n", body, _base64_run_end(raw, body)) + 1
         if end - body < FOLD_MIN or not _declares_base64(raw, body):
             search = max(body, end) if end > body else body
             continue
@@ -300,6 +302,21 @@ def _body_chunks(raw: bytes, start: int, aside: SetAside) -> Iterator[bytes]:
         pos = search = end
     for offset in range(pos, len(raw), _FEED_CHUNK):
         yield bytes(view[offset : offset + _FEED_CHUNK])
+
+
+def _base64_run_end(raw: bytes, start: int) -> int:
+    """Where the run of base64 text and line breaks that begins at `start` ends.
+
+    A translate table and find() scan a large body three times faster than a regex; the window
+    grows so that a paragraph of text costs a few hundred bytes, not the rest of the message."""
+    pos, size = start, 256
+    while pos < len(raw):
+        found = raw[pos : pos + size].translate(_ENDS_BASE64).find(1)
+        if found >= 0:
+            return pos + found
+        pos += size
+        size = min(size * 4, _FEED_CHUNK)
+    return len(raw)
 
 
 def _declares_base64(raw: bytes, body: int) -> bool:
