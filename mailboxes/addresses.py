@@ -43,6 +43,8 @@ def parse_addresses(
 
 
 def _split_addresses(value: str) -> list[str]:
+    if not any(separator in value for separator in ",;:"):  # one entry: skip the walk
+        return [value] if value.strip() else []
     entries: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -114,6 +116,8 @@ def _parse_entry(entry: str, hints: Sequence[str], defects: list[str]) -> list[A
 
 def _last_angle(text: str) -> int:
     """Index of the last "<" outside quotes, or -1."""
+    if '"' not in text:
+        return text.rfind("<")
     found = -1
     quoted = escaped = False
     for index, char in enumerate(text):
@@ -130,7 +134,7 @@ def _last_angle(text: str) -> int:
 
 def _clean_address(raw: str, defects: list[str]) -> str | None:
     text = strip_comments(raw)[0].strip().strip("<>").strip()
-    quoted_local = re.match(r'("(?:[^"\\]|\\.)+")\s*@', text)
+    quoted_local = re.match(r'("(?:[^"\\]|\\.)+")\s*@', text) if text.startswith('"') else None
     if quoted_local:  # "john doe"@example.com keeps the spaces inside its quotes
         local, domain = quoted_local.group(1), re.sub(r"\s+", "", text[quoted_local.end() :])
         address = f"{local}@{domain}"
@@ -156,5 +160,7 @@ def _clean_address(raw: str, defects: list[str]) -> str | None:
 
 
 def _display_name(raw: str, hints: Sequence[str]) -> str:
+    if '"' not in raw:
+        return decode_header_text(raw, hints)
     text = re.sub(r'"((?:[^"\\]|\\.)*)"', lambda m: re.sub(r"\\(.)", r"\1", m.group(1)), raw)
     return decode_header_text(text.replace('"', ""), hints)

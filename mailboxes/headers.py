@@ -73,6 +73,8 @@ def charset_hints(message: Message, headers: Mapping[str, list[str]]) -> list[st
 
 
 def unfold(value: str) -> str:
+    if "\n" not in value and "\r" not in value:  # most values: skip the regex
+        return value
     return _FOLD.sub("", value).replace("\r", " ").replace("\n", " ")
 
 
@@ -98,6 +100,8 @@ def decode_header_text(value: str, hints: Sequence[str] = ()) -> str:
     """RFC 2047 words (adjacent words of one charset joined before decoding, so a character
     split across words survives) and raw 8-bit text, decoded; whitespace collapsed."""
     value = unfold(value)
+    if "=?" not in value:  # no encoded word: most subjects and display names
+        return tidy(decode_raw(value, hints))
     out: list[str] = []
     pending: bytearray | None = None
     pending_charset = ""
@@ -195,6 +199,8 @@ def content_params(value: str, hints: Sequence[str] = ()) -> tuple[str, dict[str
 
 def strip_comments(text: str) -> tuple[str, str]:
     """(text without (comments), first comment)"""
+    if "(" not in text:  # nothing to strip: skip the walk over every character
+        return text, ""
     out: list[str] = []
     comments: list[str] = []
     depth = 0
