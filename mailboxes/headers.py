@@ -55,12 +55,23 @@ def first(headers: Mapping[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
+def _first_field(part: Message, name: str) -> str | None:
+    """`first(header_map(part), name)` without building the whole map."""
+    for key, value in part.raw_items():
+        if key.strip().lower() == name:
+            return str(value)
+    return None
+
+
+_CHARSET_PARAM = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9_:.-]+)", re.I)
+
+
 def charset_hints(message: Message, headers: Mapping[str, list[str]]) -> list[str]:
     """Charsets the message declares somewhere: the best guess for raw 8-bit header bytes."""
     hints: list[str] = []
     for part in message.walk() if message.is_multipart() else [message]:
-        value = first(headers if part is message else header_map(part), "content-type")
-        match = re.search(r"charset\s*=\s*\"?([A-Za-z0-9_:.-]+)", value or "", re.I)
+        value = first(headers, "content-type") if part is message else _first_field(part, "content-type")
+        match = _CHARSET_PARAM.search(value or "")
         charset = match.group(1) if match else None
         if charset and codec_name(charset) not in (None, "ascii", "utf-8") and charset not in hints:
             hints.append(charset)
@@ -79,7 +90,10 @@ def unfold(value: str) -> str:
 
 
 def tidy(text: str) -> str:
-    return _WS.sub(" ", CONTROL.sub(" ", clean_text(text))).strip()
+    text = clean_text(text)
+    if text.isprintable() and "  " not in text:  # no control character, tab, line break or double space
+        return text.strip()
+    return _WS.sub(" ", CONTROL.sub(" ", text)).strip()
 
 
 def _word_bytes(encoding: str, text: str) -> bytes | None:
@@ -136,6 +150,8 @@ def decode_header_text(value: str, hints: Sequence[str] = ()) -> str:
 
 def split_outside_quotes(value: str, separator: str) -> list[str]:
     """Split at `separator` where it is not inside a quoted string (backslash escapes respected)."""
+    if '"' not in value:  # no quoted string: backslashes escape nothing either
+        return value.split(separator)
     pieces: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -169,8 +185,8 @@ def content_params(value: str, hints: Sequence[str] = ()) -> tuple[str, dict[str
             continue
         raw = raw.strip()
         if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        match = re.fullmatch(r"([^*]+)\*(?:(\d{1,3})(\*)?)?", key)
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1]) if "\\" in raw else raw[1:-1]
+        match = re.fullmatch(r"([^*]+)\*(?:(\d{1,3})(\*)?)?", key) if "*" in key else None
         if match:
             base, index, star = match.group(1), match.group(2), match.group(3)
             encoded = star is not None or index is None
