@@ -194,6 +194,11 @@ def read_message(
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\n|\r)")
 _FIELD = re.compile(rb"[!-9;-~]+:")
 _OBS_FIELD = re.compile(rb"([!-9;-~]+)[ \t]+:")
+# Where a blank line starts: after a line break that another line break follows at once ("\r\n"
+# is one break, so its "\n" stands for it; a lone "\r" is followed by another "\r").
+_BLANK_LINE_AFTER = re.compile(rb"\n(?=[\r\n])|\r(?=\r)")
+# Header lines that need no repair: each a "Name:" field or a continuation (possessive: no backtracking).
+_PLAIN_BLOCK = re.compile(rb"(?:(?:[!-9;-~]+:|[ \t])[^\r\n]*+(?:\r\n|\n|\r|\Z))*+")
 
 
 def _is_field(line: bytes) -> bool:
@@ -222,6 +227,11 @@ def _header_block(raw: bytes, start: int, limit: int) -> tuple[int, int, bool]:
     (the separator is missing); without such a line either, the block is too big."""
     pos = start
     stop = min(len(raw), start + limit)
+    if raw[start : start + 1] not in (b"\r", b"\n"):
+        # The usual case, a blank line in reach, in one regex search instead of a loop over lines.
+        blank = _BLANK_LINE_AFTER.search(raw, start, stop)
+        if blank:
+            return blank.end(), _LINE.match(raw, blank.end()).end(), False
     stray = None
     while pos < stop:
         match = _LINE.match(raw, pos)
@@ -243,6 +253,8 @@ def _repair_headers(block: bytes, defects: list[str]) -> bytes:
     garbage first line is dropped, and a stray line inside the block becomes a continuation of
     the line before it, so it can neither end the headers early nor add a field."""
     lines = block.splitlines()
+    if _PLAIN_BLOCK.fullmatch(block):  # the usual case: only "Name:" lines and continuations
+        return b"\n".join(lines)
     valid = [_is_field(line) for line in lines]
     last_field = max((i for i, ok in enumerate(valid) if ok), default=-1)
     out: list[bytes] = []
