@@ -278,7 +278,8 @@ def _referenced_cids(html: str | None) -> set[str]:
 def build_attachments(leaves: list[Leaf], html: str | None) -> tuple[Attachment, ...]:
     """Safe names (generated when missing), believable types, and inline marked for the images
     `html` references through cid:."""
-    cids = _referenced_cids(html)
+    # Searching a large HTML body for "cid:" is costly: only done when a part has a Content-ID.
+    cids = _referenced_cids(html) if any(leaf.content_id for leaf in leaves) else set()
     result = []
     for index, leaf in enumerate(leaves, start=1):
         ctype = leaf.content_type
