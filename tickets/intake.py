@@ -11,7 +11,8 @@ Order of work, and why:
 3. ONE transaction: dedupe, contact, threading, ticket, message, attachments, participants, bounce
    bookkeeping (`tickets.intake_writes`), and finally the claim of the ledger row (`tickets.ledger`: status
    stored -> processed, a conditional UPDATE: if another worker got there first we roll back and change
-   nothing);
+   nothing). The poller commits twenty messages to a transaction (`commit_many`), whose rows are written
+   together just before the claim;
 4. after the commit: auto-reply, search index, and (in the poller) the after-import action on the server.
 """
 
@@ -22,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -33,12 +34,9 @@ from mailboxes.models import (
     Mailbox,
 )
 from tickets import contacts, ledger, routing, threading
-from tickets import intake_writes as writes
+from tickets.intake_writes import Writes, clean, record_bounce
 from tickets.lookups import Lookups
-from tickets.models import (
-    Message,
-    Ticket,
-)
+from tickets.models import Message, Queue, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +101,20 @@ class Context:
     imported: dict[int, int] = field(default_factory=dict)
     domains: dict = field(default_factory=dict)  # (tenant id, domain) -> Customer | None, for one run
     lookups: Lookups = field(default_factory=Lookups)
+    queues: dict[int, Queue | None] = field(default_factory=dict)  # routing settings, read once per run
 
     def addresses_of(self, tenant_id: int) -> set[str]:
         if tenant_id not in self.own_addresses:
             rows = Mailbox.objects.filter(tenant_id=tenant_id).values_list("email", "reply_to")
             self.own_addresses[tenant_id] = {a.lower() for row in rows for a in row if a}
         return self.own_addresses[tenant_id]
+
+    def queue(self, queue_id: int | None) -> Queue | None:
+        if queue_id is None:
+            return None
+        if queue_id not in self.queues:
+            self.queues[queue_id] = Queue.objects.filter(pk=queue_id).first()
+        return self.queues[queue_id]
 
     def flush(self) -> None:
         """Run the deferred work: one reindex per touched ticket, one counter update per mailbox."""
@@ -200,10 +206,16 @@ def commit(prepared: Prepared, *, context: Context) -> Outcome:
     """Phase two: the one transaction that turns the prepared message into ticket data (attachments must
     already be in storage). Never raises for a bad message."""
     try:
-        return _commit(prepared, context)
+        with transaction.atomic():
+            writes = Writes()
+            written = _write(prepared, context, writes)
+            writes.finish()
+            ledger.claim(prepared.inbound, **written.claim)
     except Exception as exc:
         context.lookups.forget()  # the rollback may have undone what the batch's answers hold
         return _not_committed(prepared, exc)
+    _committed(prepared, written, context)
+    return written.outcome
 
 
 def commit_many(group: list[Prepared], *, context: Context) -> list[Outcome]:
@@ -213,23 +225,24 @@ def commit_many(group: list[Prepared], *, context: Context) -> list[Outcome]:
     if len(group) == 1:
         return [commit(group[0], context=context)]
     marks = [len(p.trace.steps) for p in group]
-    imported = dict(context.imported)
-    # The ledger rows are claimed together at the end (one UPDATE) where the database can do that.
-    claims: list | None = [] if connection.vendor == "postgresql" else None
     try:
         with transaction.atomic():
-            outcomes = [_commit(p, context, savepoint=False, claims=claims) for p in group]
-            if claims:
-                ledger.claim_all(claims)
+            writes = Writes(capacity=len(group))
+            tenant = group[0].inbound.tenant  # a poll batch is one mailbox's
+            writes.read_tickets(tenant, context.lookups.ticket_ids(tenant.pk, (p.parsed for p in group)))
+            written = [_write(p, context, writes) for p in group]
+            writes.finish()
+            ledger.claim_all([(p.inbound, w.claim) for p, w in zip(group, written, strict=True)])
     except Exception:
         log.info("a group of %d messages rolled back; committing them one by one", len(group))
         context.lookups.forget()
-        context.imported = imported
         for prepared, mark in zip(group, marks, strict=True):
             del prepared.trace.steps[mark:]
-            prepared.inbound.status = InboundStatus.STORED
+            prepared.inbound.status = InboundStatus.STORED  # as the database has it again
         return [commit(p, context=context) for p in group]
-    return outcomes
+    for prepared, done in zip(group, written, strict=True):
+        _committed(prepared, done, context)
+    return [done.outcome for done in written]
 
 
 def _not_committed(prepared: Prepared, exc: Exception) -> Outcome:
@@ -341,15 +354,25 @@ def _prepare(inbound: InboundMessage, parsed, trace: Trace, context: Context, st
         stored.append((att, blob))
     if stored:
         trace.step("attachments", f"{len(stored)} to storage")
-    html = writes.clean(sanitize.clean_html(parsed.html_body)) if parsed.html_body else ""
-    text = writes.clean(parsed.text_body or (sanitize.html_to_text(html) if html else ""))
+    html = clean(sanitize.clean_html(parsed.html_body)) if parsed.html_body else ""
+    text = clean(parsed.text_body or (sanitize.html_to_text(html) if html else ""))
     trace.step("bodies")
     return Prepared(inbound, trace, parsed, auto_kind, bounce, stored, html, text)
 
 
-def _commit(
-    prep: Prepared, context: Context, *, savepoint: bool = True, claims: list | None = None
-) -> Outcome:
+@dataclass(frozen=True)
+class _Written:
+    """What `_write` did in the transaction: the outcome, the ledger claim to make before COMMIT, and the
+    ticket (None for a duplicate)."""
+
+    outcome: Outcome
+    claim: dict[str, Any]
+    ticket: Ticket | None = None
+
+
+def _write(prep: Prepared, context: Context, writes: Writes) -> _Written:
+    """The ticket rows of one prepared message, inside the caller's transaction (which claims the ledger
+    row and commits)."""
     inbound, trace, parsed, auto_kind, bounce = (
         prep.inbound,
         prep.trace,
@@ -357,7 +380,6 @@ def _commit(
         prep.auto_kind,
         prep.bounce,
     )
-    stored, html, text = prep.stored, prep.html, prep.text
     trace.restart()
     tenant = inbound.tenant
     mailbox = inbound.mailbox
@@ -366,106 +388,99 @@ def _commit(
     sender_name = parsed.from_addr.name if parsed.from_addr else ""
     message_id = parsed.message_id[:998]
 
-    with transaction.atomic(savepoint=savepoint):
-        dup = context.lookups.duplicate_of(tenant.pk, message_id)
-        if dup is not None:
-            trace.step("duplicate", dup)
-            ledger.claim(
-                inbound,
-                status=InboundStatus.DUPLICATE,
-                outcome=DUPLICATE,
-                ticket_id=None,
-                trace=trace,
-                message_id=message_id,
-                deferred=claims,
-            )
-            return Outcome(DUPLICATE, reason=dup)
+    dup = context.lookups.duplicate_of(tenant.pk, message_id)
+    if dup is not None:
+        trace.step("duplicate", dup)
+        claim = {"status": InboundStatus.DUPLICATE, "outcome": DUPLICATE, "ticket_id": None}
+        return _Written(Outcome(DUPLICATE, reason=dup), {**claim, "trace": trace, "message_id": message_id})
 
-        sender = (
-            contacts.contact_for(
-                tenant, sender_addr, sender_name, cache=context.domains, known=context.lookups.contacts
-            )
-            if sender_addr not in own
-            else None
+    sender = (
+        contacts.contact_for(
+            tenant, sender_addr, sender_name, cache=context.domains, known=context.lookups.contacts
         )
-        settings_row = _email_settings(tenant)
-        match = threading.find_ticket(
-            tenant,
-            subject=parsed.subject,
-            in_reply_to=" ".join(parsed.in_reply_to),
-            references=list(parsed.references),
-            sender=sender,
-            automatic=bool(auto_kind),
-            bounce_of=(getattr(bounce, "original_message_id", "") or "") if bounce else "",
-            reopen_window_days=settings_row.reopen_window_days,
-            known=context.lookups.tickets,
-        )
-        trace.step(
-            "thread", match.signal + (f" (related to #{match.related_to.number})" if match.related_to else "")
-        )
-
-        when = parsed.date if (inbound.is_history and parsed.date) else timezone.now()
-        if bounce is not None and match.ticket is None:
-            raise Quarantine("a bounce for a message we do not know")
-        if match.ticket is None:
-            ticket = writes.new_ticket(inbound, mailbox, parsed.subject, sender, match, when)
-            outcome = NEW_TICKET
-        else:
-            ticket = match.ticket
-            outcome = AUTOMATIC if auto_kind else REPLY
-        message = writes.add_message(
-            inbound,
-            ticket,
-            parsed,
-            automatic=bool(auto_kind),
-            sender=sender,
-            sender_addr=sender_addr,
-            bodies=(text, html),
-            stored=stored,
-            signal=match.signal,
-            when=when,
-        )
-        if not auto_kind:
-            writes.add_participants(ticket, sender, parsed, own, context, new=outcome == NEW_TICKET)
-            if outcome == REPLY:
-                writes.reply_arrived(ticket, match, mailbox, when)
-            if not inbound.is_history:
-                # Before the reply notification, so it reaches whoever holds the ticket now.
-                if outcome == NEW_TICKET:
-                    routing.assign_new_ticket(ticket)
-                else:
-                    routing.route_customer_reply(ticket)
-        if bounce is not None:
-            writes.record_bounce(tenant.pk, bounce, trace)
-
-        autoreply_skip = _autoreply_precheck(inbound, mailbox, outcome, auto_kind, sender_addr, own)
-        trace.step("write", f"ticket #{ticket.number}, {outcome}")
-        if autoreply_skip:
-            trace.step("auto-reply", f"not sent: {autoreply_skip}")
-        if outcome == REPLY and not inbound.is_history:
-            _notify_reply(ticket, message, trace)
-        ledger.claim(
-            inbound,
-            status=InboundStatus.PROCESSED,
-            outcome=outcome,
-            ticket_id=ticket.pk,
-            trace=trace,
-            message_id=message_id,
-            deferred=claims,
-        )
-        if not autoreply_skip:
-            transaction.on_commit(lambda: _send_autoreply(inbound.pk, ticket.pk, sender_addr))
-    # Committed: the search index and the mailbox's counter follow at the end of the batch.
-    context.lookups.remember(tenant.pk, message_id, ticket.pk)
-    context.to_reindex[ticket.pk] = ticket
-    if mailbox is not None:
-        context.imported[mailbox.pk] = context.imported.get(mailbox.pk, 0) + 1
-    return Outcome(
-        outcome,
-        ticket.pk,
-        message.pk,
-        autoreply=autoreply_skip or "queued",
+        if sender_addr not in own
+        else None
     )
+    match = threading.find_ticket(
+        tenant,
+        subject=parsed.subject,
+        in_reply_to=" ".join(parsed.in_reply_to),
+        references=list(parsed.references),
+        sender=sender,
+        automatic=bool(auto_kind),
+        bounce_of=(getattr(bounce, "original_message_id", "") or "") if bounce else "",
+        reopen_window_days=_email_settings(tenant).reopen_window_days,
+        known=context.lookups.tickets,
+        held=writes,
+    )
+    trace.step(
+        "thread", match.signal + (f" (related to #{match.related_to.number})" if match.related_to else "")
+    )
+
+    when = parsed.date if (inbound.is_history and parsed.date) else timezone.now()
+    if bounce is not None and match.ticket is None:
+        raise Quarantine("a bounce for a message we do not know")
+    if match.ticket is None:
+        ticket = writes.new_ticket(inbound, mailbox, parsed.subject, sender, match, when)
+        outcome = NEW_TICKET
+    else:
+        ticket = match.ticket
+        outcome = AUTOMATIC if auto_kind else REPLY
+    message = writes.add_message(
+        inbound,
+        ticket,
+        parsed,
+        automatic=bool(auto_kind),
+        sender=sender,
+        sender_addr=sender_addr,
+        bodies=(prep.text, prep.html),
+        stored=prep.stored,
+        signal=match.signal,
+        when=when,
+    )
+    if not auto_kind:
+        writes.add_participants(ticket, sender, parsed, own, context, new=outcome == NEW_TICKET)
+        if outcome == REPLY:
+            writes.reply_arrived(ticket, match, mailbox, when)
+        # Before the reply notification, so it reaches whoever holds the ticket now.
+        if not inbound.is_history and routing.may_route(
+            ticket, context.queue(ticket.queue_id), reply=outcome == REPLY
+        ):
+            writes.flush()  # routing reads and locks rows in the database
+            if outcome == NEW_TICKET:
+                routing.assign_new_ticket(ticket)
+            else:
+                routing.route_customer_reply(ticket)
+    if bounce is not None:
+        record_bounce(tenant.pk, bounce, trace)
+
+    autoreply_skip = _autoreply_precheck(inbound, mailbox, outcome, auto_kind, sender_addr, own)
+    trace.step("write", f"ticket #{ticket.number}, {outcome}")
+    if autoreply_skip:
+        trace.step("auto-reply", f"not sent: {autoreply_skip}")
+    if outcome == REPLY and not inbound.is_history and ticket.assignee_id is not None:
+        writes.flush()  # the notification's outbox row points at the message
+        _notify_reply(ticket, message, trace)
+    if not autoreply_skip:
+        transaction.on_commit(lambda: _send_autoreply(inbound.pk, ticket.pk, sender_addr))
+    # Later mail of the batch threads to this ticket and is a duplicate of this one (undone on rollback).
+    context.lookups.remember(tenant.pk, message_id, ticket.pk)
+    claim = {"status": InboundStatus.PROCESSED, "outcome": outcome, "ticket_id": ticket.pk}
+    return _Written(
+        Outcome(outcome, ticket.pk, message.pk, autoreply=autoreply_skip or "queued"),
+        {**claim, "trace": trace, "message_id": message_id},
+        ticket,
+    )
+
+
+def _committed(prepared: Prepared, written: _Written, context: Context) -> None:
+    """After COMMIT: the search index and the mailbox's counter follow at the end of the batch."""
+    if written.ticket is None:
+        return
+    context.to_reindex[written.ticket.pk] = written.ticket
+    mailbox_id = prepared.inbound.mailbox_id
+    if mailbox_id is not None:
+        context.imported[mailbox_id] = context.imported.get(mailbox_id, 0) + 1
 
 
 # --- pieces -------------------------------------------------------------------------------------------------

@@ -94,6 +94,16 @@ class Lookups:
             self.tickets[(tenant_id, key)] = tickets[key]
             self.stored[(tenant_id, key)] = stored[key]
 
+    def ticket_ids(self, tenant_id: int, mails: Iterable[Any]) -> set[int]:
+        """The tickets these parsed mails answer, as far as the batch read them (threading still decides)."""
+        found: set[int] = set()
+        for parsed in mails:
+            for mid in [*parsed.in_reply_to, *parsed.references][:MAX_IDS_PER_MESSAGE]:
+                ticket_id = self.tickets.get((tenant_id, normalize_id(mid)))
+                if ticket_id is not None:
+                    found.add(ticket_id)
+        return found
+
     def duplicate_of(self, tenant_id: int, message_id: str) -> str | None:
         """Why this Message-ID is already known (we stored it, or it is our own outgoing mail), else None:
         from what the batch read, else read now. The unique constraint on stored ids catches what changed

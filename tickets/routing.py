@@ -56,6 +56,16 @@ def pick_member(queue: Queue) -> Membership | None:
     return None
 
 
+def may_route(ticket: Ticket, queue: Queue | None, *, reply: bool) -> bool:
+    """Whether `assign_new_ticket` (a new ticket) or `route_customer_reply` (`reply`) could change who holds
+    the ticket; False is certain, so intake skips them (and their queries) for most mail."""
+    if not ticket.is_open or queue is None:
+        return False
+    if ticket.assignee_id:
+        return reply and queue.away_timeout_minutes > 0
+    return queue.routing != RoutingMode.MANUAL
+
+
 def assign_new_ticket(ticket: Ticket) -> User | None:
     """Give a new ticket to an agent by its queue's routing; returns the assignee (None: stays in the queue).
 

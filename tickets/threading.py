@@ -24,6 +24,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.utils import timezone
@@ -47,6 +48,17 @@ class Match:
     @property
     def is_new(self) -> bool:
         return self.ticket is None
+
+
+class Held(Protocol):
+    """What the current transaction already holds and may not have written yet (`tickets.intake_writes.Writes`):
+    threading asks it before the database."""
+
+    def ticket(self, ticket_id: int) -> Ticket | None: ...
+
+    def keep(self, ticket: Ticket) -> None: ...
+
+    def takes_part(self, ticket: Ticket, contact: Contact) -> bool | None: ...
 
 
 # --- the signed subject token -------------------------------------------------------------------------------
@@ -138,17 +150,30 @@ def tickets_by_message_id(tenant: Tenant, ids: list[str], known: dict | None = N
     return found
 
 
-def _resolve(ticket_id: int) -> Ticket:
-    ticket = Ticket.objects.select_related("tenant").get(pk=ticket_id)
+def _load(ticket_id: int, held: Held | None) -> Ticket:
+    ticket = held.ticket(ticket_id) if held is not None else None
+    if ticket is None:
+        ticket = Ticket.objects.select_related("tenant").get(pk=ticket_id)
+        if held is not None:
+            held.keep(ticket)
+    return ticket
+
+
+def _resolve(ticket_id: int, held: Held | None = None) -> Ticket:
+    ticket = _load(ticket_id, held)
     seen = {ticket.pk}
     while ticket.merged_into_id and ticket.merged_into_id not in seen:  # follow merges to the survivor
         seen.add(ticket.merged_into_id)
-        ticket = Ticket.objects.select_related("tenant").get(pk=ticket.merged_into_id)
+        ticket = _load(ticket.merged_into_id, held)
     return ticket
 
 
 def header_match(
-    tenant: Tenant, in_reply_to: str, references: list[str], known: dict | None = None
+    tenant: Tenant,
+    in_reply_to: str,
+    references: list[str],
+    known: dict | None = None,
+    held: Held | None = None,
 ) -> tuple[Ticket, str] | None:
     """The ticket named by In-Reply-To, else by the most recent References entry, with the signal."""
     irt = [normalize_id(x) for x in re.split(r"[\s,]+", in_reply_to or "") if normalize_id(x)]
@@ -156,21 +181,24 @@ def header_match(
     found = tickets_by_message_id(tenant, irt + refs, known)
     for mid in irt:
         if mid in found:
-            return _resolve(found[mid]), "in-reply-to"
+            return _resolve(found[mid], held), "in-reply-to"
     for mid in reversed(refs):
         if mid in found:
-            return _resolve(found[mid]), "references"
+            return _resolve(found[mid], held), "references"
     return None
 
 
 # --- the decision -------------------------------------------------------------------------------------------
 
 
-def is_participant(ticket: Ticket, contact: Contact | None) -> bool:
+def is_participant(ticket: Ticket, contact: Contact | None, held: Held | None = None) -> bool:
     if contact is None:
         return False
     if ticket.requester_id == contact.pk:
         return True
+    answer = held.takes_part(ticket, contact) if held is not None else None
+    if answer is not None:
+        return answer
     return Participant.objects.filter(ticket=ticket, contact=contact).exists()
 
 
@@ -190,26 +218,27 @@ def find_ticket(
     bounce_of: str = "",
     reopen_window_days: int = 30,
     known: dict | None = None,
+    held: Held | None = None,
 ) -> Match:
     """Decide where an inbound mail goes; see the module docstring for the rules (`known`: see
-    `tickets_by_message_id`)."""
+    `tickets_by_message_id`; `held`: the transaction's tickets, see `Held`)."""
     found: tuple[Ticket, str] | None = None
     if bounce_of:
         hit = tickets_by_message_id(tenant, [bounce_of], known)
         if hit:
-            found = (_resolve(next(iter(hit.values()))), "bounce")
+            found = (_resolve(next(iter(hit.values())), held), "bounce")
     if found is None:
-        found = header_match(tenant, in_reply_to, references, known)
+        found = header_match(tenant, in_reply_to, references, known, held)
     if found is None:
         ticket = ticket_from_subject(tenant, subject)
         if ticket is not None:
-            found = (_resolve(ticket.pk), "subject-token")
+            found = (_resolve(ticket.pk, held), "subject-token")
     if found is None:
         return Match(None, "new")
     ticket, signal = found
     if automatic:
         return Match(ticket, signal)
-    if not is_participant(ticket, sender):
+    if not is_participant(ticket, sender, held):
         return Match(None, "new-not-participant", related_to=ticket)
     if ticket.status in OPEN_STATUSES:
         return Match(ticket, signal)

@@ -137,7 +137,7 @@ def test_a_group_whose_ledger_row_another_worker_claimed_commits_the_rest_alone(
     assert [o.kind for o in outcomes] == ["new-ticket", "new-ticket", "new-ticket"]
     assert outcomes[1].ticket_id is None  # what the other worker recorded, not a ticket of ours
     assert Ticket.objects.filter(tenant=tenant).count() == 2
-    assert sum("AS v(id, message_id, status" in q["sql"] for q in queries) == 1  # the group's one claim
+    assert sum('AS v("id", "message_id", "status"' in q["sql"] for q in queries) == 1  # the group's one claim
     for row in (rows[0], rows[2]):
         row.refresh_from_db()
         assert row.status == InboundStatus.PROCESSED and row.ticket_id
