@@ -12,6 +12,9 @@ from mailboxes.models import Mailbox
 
 class Command(BaseCommand):
     help = "Poll mailboxes (fetch, store, process, after-import action) in this process and print a summary."
+    # A worker, as Celery's are: the system checks (which import every view) belong to deploys and the web
+    # server, not to each start of a poller.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="One round over the mailboxes, then exit.")
