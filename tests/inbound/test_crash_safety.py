@@ -68,6 +68,23 @@ def _wait_until_polling(mailbox, proc: subprocess.Popen) -> None:
         time.sleep(0.02)
 
 
+def _kill_after_progress(mailbox, proc: subprocess.Popen, rnd: random.Random) -> bool:
+    """SIGKILL the worker at a random point of its work: once a random number of further messages has been
+    recorded in the ledger (so while fetching, storing, committing or deleting), or after a random delay,
+    whichever comes first. Relative to progress, so the kills land inside the poll however fast it is.
+    Returns whether it killed (the worker may have finished first)."""
+    rows = InboundMessage.objects.filter(mailbox=mailbox)
+    target = rows.count() + rnd.randint(1, 40)
+    deadline = time.monotonic() + rnd.uniform(0.05, 1.5)
+    while proc.poll() is None and time.monotonic() < deadline and rows.count() < target:
+        time.sleep(0.002)
+    time.sleep(rnd.uniform(0, 0.05))  # and not always right at a commit
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    return True
+
+
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(tenant, dovecot, s3_storage, inbound_bucket):
     mailbox = make_mailbox(tenant, dovecot, after_import="delete")
     mails = _corpus(MESSAGES)
@@ -83,12 +100,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tenant, dovecot, 
     for _ in range(ROUNDS):
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_until_polling(mailbox, proc)  # Django's start-up is not the interesting part
-        # Then die while fetching, storing, processing or deleting: a poll takes 300 messages in about three
-        # seconds, so most rounds end inside it.
-        time.sleep(rnd.uniform(0.2, 1.6))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
+        kills += _kill_after_progress(mailbox, proc, rnd)
         proc.wait()
         # The invariant at every crash: a message gone from the server is committed in a ticket.
         on_server = _server_ids(dovecot, mailbox.email)
