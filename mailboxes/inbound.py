@@ -13,7 +13,7 @@ delivered twice) is recorded as a duplicate and never processed again.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,11 +41,12 @@ class Summary:
 
 @dataclass
 class Fetched:
-    """One message as fetched from a folder."""
+    """One message as fetched from a folder, and where its raw bytes are stored (`blob`, once submitted)."""
 
     uid: int
     raw: bytes
     internal_date: datetime | None = None
+    blob: blobs.Blob | None = None
 
 
 def summarize(raw: bytes) -> Summary:
@@ -89,13 +90,10 @@ def record_batch(
     items: list[Fetched],
     *,
     connected_at: datetime | None,
-    uploader: blobs.Uploader,
     advance_to: int | None = None,
-    meanwhile: Callable[[], object] | None = None,
 ) -> list[tuple[InboundMessage, bytes]]:
-    """Store a batch of fetched messages and record them, advancing the folder state in the same commit.
-
-    `meanwhile` runs while the raw bytes travel to storage (the poller parses the batch then).
+    """Record a batch of fetched messages whose raw bytes are already in storage (`Fetched.blob`), advancing
+    the folder state in the same commit.
 
     Returns the new rows, each with its raw bytes (so the caller need not download them again); those with
     status `stored` need processing, `duplicate` ones do not. Rows already recorded (a re-fetch after a
@@ -103,10 +101,7 @@ def record_batch(
     """
     if not items:
         return []
-    blobs_by_uid = {item.uid: uploader.submit(item.raw) for item in items}
-    if meanwhile is not None:
-        meanwhile()
-    uploader.wait()  # raw bytes are safe in storage before the rows that point at them exist
+    blobs_by_uid = {item.uid: item.blob for item in items}
     uids = [item.uid for item in items]
     with transaction.atomic():
         known = set(

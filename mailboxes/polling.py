@@ -9,10 +9,10 @@ One poll of one mailbox (`poll(mailbox_id)`):
    twice), finish what a crash left behind (rows stored but not processed, after-import actions not done);
 3. UID SEARCH ``last+1:*`` (+ SINCE the import-from date, + the header filter); FETCH ``BODY.PEEK[]`` and
    INTERNALDATE in batches (large messages alone, so memory stays bounded);
-4. per batch: raw bytes to storage (parallel, while the batch is parsed), ledger rows + folder position in
-   one commit, the batch's contacts and Message-IDs read together (`tickets.lookups`), then each message
-   committed, twenty to a transaction (a failing one is retried alone), then the after-import action for the
-   committed ones;
+4. per batch (`poll_batches`): raw bytes to storage while the batch is parsed, ledger rows + folder position
+   in one commit, the batch's contacts and Message-IDs read together (`tickets.lookups`), then the messages
+   committed twenty to a transaction (a failing group is retried one by one), then the after-import action
+   for the committed ones;
 5. record success on the mailbox's health, or back off (exponential, with jitter) and say why.
 
 A message that cannot be processed is quarantined (intake does that) and never stops the batch; a mailbox
@@ -21,19 +21,18 @@ that cannot be reached only delays itself.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.db import close_old_connections
 from django.db.models import F
 from django.utils import timezone
 
-from mailboxes import blobs, inbound
-from mailboxes.models import AfterImport, FolderState, InboundStatus, Mailbox
+from mailboxes import blobs, inbound, poll_batches
+from mailboxes.models import AfterImport, FolderState, Mailbox
 from mailboxes.poll_health import record_failure, record_success
 from mailboxes.poll_leases import LeaseLost, acquire_lease, new_owner, release_lease, renew_lease
 
@@ -43,10 +42,7 @@ log = logging.getLogger(__name__)
 # variable INBOUND_FETCH_BATCH overrides it.
 BATCH_MESSAGES = int(os.environ.get("INBOUND_FETCH_BATCH", "200"))
 BATCH_BYTES = 16 * 1024 * 1024
-LARGE_MESSAGE = 4 * 1024 * 1024  # fetched alone, in chunks
-LARGE_CHUNK = 4 * 1024 * 1024
-# Messages committed in one transaction (one WAL flush each group; a failure redoes the group one by one).
-COMMIT_GROUP = 20
+LARGE_MESSAGE = poll_batches.LARGE_MESSAGE  # fetched alone, in chunks
 
 
 @dataclass
@@ -123,16 +119,6 @@ def tune_malloc() -> None:
         libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
         libc.mallopt(-1, 1024 * 1024)  # M_TRIM_THRESHOLD
         libc.mallopt(-8, 2)  # M_ARENA_MAX: upload threads need no arenas of their own
-    except (OSError, AttributeError):
-        pass
-
-
-def trim_memory() -> None:
-    """Return freed heap memory to the system (after a big message)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
@@ -217,7 +203,7 @@ def poll_folder(
         FolderState.objects.filter(pk=state.pk).update(uidvalidity=uidvalidity, last_uid=0)
         state.uidvalidity, state.last_uid = uidvalidity, 0
 
-    apply_after_import(client, mailbox, folder, uidvalidity)
+    poll_batches.apply_after_import(client, mailbox, folder, uidvalidity)
 
     criteria: list = ["UID", f"{state.last_uid + 1}:*"]
     if mailbox.import_since:
@@ -236,7 +222,7 @@ def poll_folder(
         _count_history(mailbox, client, uids)
     for batch in _batches([u for u in uids if u in sizes], sizes):
         renew_lease(mailbox.pk, owner)
-        _take_batch(client, mailbox, state, batch, context, result, sizes)
+        poll_batches.take(client, mailbox, state, batch, sizes, context, result)
 
 
 def _count_history(mailbox: Mailbox, client, uids: list[int]) -> None:
@@ -249,16 +235,8 @@ def _count_history(mailbox: Mailbox, client, uids: list[int]) -> None:
 
 
 def _is_before(internal: datetime | None, connected_at: datetime) -> bool:
-    aware = _aware(internal)
+    aware = poll_batches.aware(internal)
     return bool(aware and aware < connected_at.replace(microsecond=0))
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if timezone.is_naive(value):  # imapclient gives local time without tzinfo unless normalise_times=False
-        return value.astimezone(UTC)
-    return value
 
 
 def _batches(uids: list[int], sizes: dict[int, int]):
@@ -276,167 +254,6 @@ def _batches(uids: list[int], sizes: dict[int, int]):
         yield batch
 
 
-def _fetch_large(client, uid: int) -> inbound.Fetched | None:
-    """A big message in 4 MB partial FETCHes spooled to a temporary file, then read back in one piece.
-
-    imaplib holds a literal up to three times while reading it; this way the worker holds the message once.
-    """
-    import tempfile
-
-    internal = None
-    with tempfile.TemporaryFile(buffering=0) as spool:
-        offset = 0
-        while True:
-            items = [f"BODY.PEEK[]<{offset}.{LARGE_CHUNK}>"] + (["INTERNALDATE"] if offset == 0 else [])
-            data = client.fetch([uid], items).get(uid)
-            if data is None:
-                return None  # expunged meanwhile
-            if offset == 0:
-                internal = data.get(b"INTERNALDATE")
-            chunk = data.get(f"BODY[]<{offset}>".encode()) or b""
-            spool.write(chunk)
-            offset += len(chunk)
-            if len(chunk) < LARGE_CHUNK:
-                break
-            del data, chunk
-        spool.seek(0)
-        raw = spool.read()
-    return inbound.Fetched(uid, raw, _aware(internal))
-
-
-def _parse_ahead(items: list[inbound.Fetched], into: dict) -> None:
-    """Parse the batch's messages (all but big ones, which stream later) while their raw bytes are stored."""
-    from mailboxes import parsing
-
-    for item in items:
-        if len(item.raw) <= LARGE_MESSAGE:
-            started = time.perf_counter()
-            try:
-                into[item.uid] = (parsing.parse(item.raw), time.perf_counter() - started)
-            except Exception:  # cannot happen by contract; if it does, intake parses again and quarantines
-                log.exception("parsing message uid %s ahead failed", item.uid)
-
-
-def _take_batch(
-    client,
-    mailbox: Mailbox,
-    state: FolderState,
-    uids: list[int],
-    context,
-    result: PollResult,
-    sizes: dict[int, int] | None = None,
-) -> None:
-    from tickets.intake import Outcome, commit_many, prepare
-
-    sizes = sizes or {}
-    if len(uids) == 1 and sizes.get(uids[0], 0) > LARGE_MESSAGE:
-        fetched = _fetch_large(client, uids[0])
-        items = [fetched] if fetched else []
-        del fetched
-        response: dict = {}
-    else:
-        response = client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
-        items = []
-    for uid in uids if response else ():
-        data = response.pop(uid, None)
-        if data is None:  # expunged between SEARCH and FETCH
-            continue
-        raw = data.get(b"BODY[]")
-        if raw is None:
-            continue
-        items.append(inbound.Fetched(uid, bytes(raw), _aware(data.get(b"INTERNALDATE"))))
-    del response
-    result.fetched += len(items)
-    parsed: dict[int, tuple] = {}
-    new = inbound.record_batch(
-        mailbox,
-        state,
-        items,
-        connected_at=mailbox.connected_at,
-        uploader=context.uploader,
-        advance_to=max(uids),
-        meanwhile=functools.partial(_parse_ahead, items, parsed),
-    )
-    del items
-    rows = [(row, raw) for row, raw in new if row.status == InboundStatus.STORED]
-    result.duplicates += len(new) - len(rows)
-    del new
-    # Then classify and start each message's attachment uploads; read what the batch will ask the database
-    # about in three queries; then one short transaction per message, each only once its own attachments
-    # are in storage. A big message comes in a batch of its own, so memory stays bounded.
-    prepared = []
-    history = sum(1 for row, _ in rows if row.is_history)
-    rows.reverse()
-    while rows:
-        row, raw = rows.pop()
-        ahead, seconds = parsed.pop(row.uid, (None, 0.0))
-        item = prepare(row, raw, context=context, parsed=ahead, parse_seconds=seconds)
-        del raw, ahead  # no reference to a big message stays here
-        if isinstance(item, Outcome):
-            result.count(item.kind)
-        else:
-            prepared.append(item)
-    parsed.clear()
-    if prepared:
-        own = context.addresses_of(mailbox.tenant_id)
-        context.lookups.load(mailbox.tenant, [i.parsed for i in prepared], own=own, domains=context.domains)
-    for start in range(0, len(prepared), COMMIT_GROUP):
-        group = prepared[start : start + COMMIT_GROUP]
-        for item in group:
-            context.uploader.wait_for(item.digests)
-        for outcome in commit_many(group, context=context):
-            result.count(outcome.kind)
-        prepared[start : start + COMMIT_GROUP] = [None] * len(group)  # let the group's bodies go
-    del prepared
-    context.uploader.wait()
-    context.flush()
-    if len(uids) == 1 and sizes.get(uids[0], 0) > LARGE_MESSAGE:
-        trim_memory()
-    if history:
-        Mailbox.objects.filter(pk=mailbox.pk).update(history_done=F("history_done") + history)
-    result.after_import += apply_after_import(client, mailbox, state.folder, state.uidvalidity)
-
-
-def apply_after_import(client, mailbox: Mailbox, folder: str, uidvalidity: int) -> int:
-    """Run the mailbox's after-import action for every committed message not yet done; returns how many.
-
-    Only rows whose processing committed are touched, so "delete after import" never removes a message
-    that is not safely in a ticket, the quarantine or the duplicate list.
-    """
-    rows = list(inbound.awaiting_after_import(mailbox, folder, uidvalidity).values_list("pk", "uid"))
-    if not rows:
-        return 0
-    for start in range(0, len(rows), 500):
-        _act(client, mailbox, [uid for _, uid in rows[start : start + 500]])
-    inbound.mark_after_import_done(pk for pk, _ in rows)
-    return len(rows)
-
-
-def _act(client, mailbox: Mailbox, uids: list[int]) -> None:
-    action = mailbox.after_import
-    if action == AfterImport.MARK_READ:
-        client.add_flags(uids, [b"\\Seen"], silent=True)
-    elif action == AfterImport.DELETE:
-        _delete(client, uids)
-    elif action == AfterImport.MOVE and mailbox.after_import_folder:
-        target = mailbox.after_import_folder
-        if not client.folder_exists(target):
-            client.create_folder(target)
-        if client.has_capability("MOVE"):
-            client.move(uids, target)
-        else:
-            client.copy(uids, target)
-            _delete(client, uids)
-
-
-def _delete(client, uids: list[int]) -> None:
-    client.delete_messages(uids, silent=True)
-    if client.has_capability("UIDPLUS"):
-        client.uid_expunge(uids)
-    else:
-        client.expunge()
-
-
 def status_counts(mailbox: Mailbox) -> dict[str, int]:
     """Ledger counts by status for the mailbox page."""
     from django.db.models import Count
@@ -446,7 +263,6 @@ def status_counts(mailbox: Mailbox) -> dict[str, int]:
 
 __all__ = [
     "PollResult",
-    "apply_after_import",
     "due_mailbox_ids",
     "poll",
     "poll_folder",

@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import F
 
-from helpdesk.rows import update_from_values
+from helpdesk import rows as bulk
 from mailboxes.models import OutboundEmail, OutboundStatus
 from tickets import contacts, threading
 from tickets.models import (
@@ -275,24 +275,21 @@ class Writes:
     # --- writing ----------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write what is collected so far (before anything reads it back from the database)."""
-        if self._new_tickets:
-            Ticket.objects.bulk_create(self._new_tickets)
-            self._new_tickets, self._unwritten = [], set()
-        if self._messages:
-            Message.objects.bulk_create(self._messages)
-            self._messages = []
-        if self._attachments:
-            Attachment.objects.bulk_create(self._attachments)
-            self._attachments = []
-        if self._participants:
-            Participant.objects.bulk_create(self._participants, ignore_conflicts=True)
-            self._participants = []
-        if self._activity:
-            self._write_activity()
-        if self._events:
-            TicketEvent.objects.bulk_create(self._events)
-            self._events = []
+        """Write what is collected so far (before anything reads it back from the database): a statement per
+        table, all in one round trip."""
+        if not self.deferred:
+            return
+        statements = [
+            bulk.insert(Ticket, self._new_tickets),
+            bulk.insert(Message, self._messages),
+            bulk.insert(Attachment, self._attachments),
+            bulk.insert(Participant, self._participants, ignore_conflicts=True),
+            *self._activity_statements(),
+            bulk.insert(TicketEvent, self._events),
+        ]
+        bulk.execute_together(statements)
+        self._new_tickets, self._unwritten, self._messages, self._attachments = [], set(), [], []
+        self._participants, self._activity, self._events = [], {}, []
 
     def finish(self) -> None:
         """Write everything and hand back the ticket numbers reserved but not used; call once, last."""
@@ -302,15 +299,13 @@ class Writes:
                 _release_numbers(tenant_id, len(unused))
         self._numbers = {}
 
-    def _write_activity(self) -> None:
+    def _activity_statements(self) -> list[bulk.Statement]:
         """One UPDATE per set of fields (replies that reopen change four more than the others)."""
         by_fields: dict[tuple[str, ...], list[tuple]] = {}
         for pk, fields in self._activity.items():
             names = tuple(sorted(fields))
             by_fields.setdefault(names, []).append((pk, *(fields[n] for n in names)))
-        for names, rows in by_fields.items():
-            update_from_values(Ticket, names, rows)
-        self._activity = {}
+        return [bulk.update(Ticket, names, rows) for names, rows in by_fields.items()]
 
     def _number(self, tenant_id: int) -> int:
         numbers = self._numbers.setdefault(tenant_id, [])

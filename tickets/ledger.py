@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from helpdesk.rows import update_from_values
+from helpdesk import rows as bulk
 from mailboxes.models import InboundMessage, InboundStatus
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def claim_all(claims: list[tuple[InboundMessage, dict[str, Any]]]) -> None:
         for inbound, c in claims
     ]
     fields = ("message_id", "status", "outcome", "ticket", "trace", "processed_at")
-    changed = update_from_values(
+    statement = bulk.update(
         InboundMessage,
         fields,
         rows,
@@ -81,6 +81,7 @@ def claim_all(claims: list[tuple[InboundMessage, dict[str, Any]]]) -> None:
         where="t.status = %s",
         params=[InboundStatus.STORED],
     )
+    [changed] = bulk.execute_together([statement])
     if changed != len(claims):
         raise AlreadyClaimed()
     for inbound, c in claims:
