@@ -33,6 +33,34 @@ MULTIPART_THRESHOLD = 8 * 1024 * 1024
 UPLOAD_THREADS = 8
 
 
+class StorageError(Exception):
+    """The object store could not store or return a blob: unreachable, refusing or failing. Not the data's
+    fault, so intake lets it fail the poll (which backs off and tries again) rather than quarantine mail."""
+
+    def __init__(self, doing: str, exc: BaseException) -> None:
+        self.message = f"The file storage could not {doing} ({type(exc).__name__}: {exc})."
+        super().__init__(self.message)
+
+
+class Missing(LookupError):
+    """No blob under this key."""
+
+
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    from boto3.exceptions import Boto3Error
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (OSError, s3put.UploadError, BotoCoreError, ClientError, Boto3Error)
+
+
+@contextlib.contextmanager
+def _storage_errors(doing: str):
+    try:
+        yield
+    except _backend_errors() as exc:
+        raise StorageError(doing, exc) from exc
+
+
 @dataclass(frozen=True)
 class Blob:
     key: str
@@ -127,17 +155,18 @@ def put(data: bytes, *, sha256: str | None = None) -> Blob:
     key = key_for(digest)
     storage = _storage()
     s3 = _s3(storage)
-    if s3 is not None:
-        client, bucket = s3
-        # One PUT straight from the bytes we already hold (up to S3's 5 GB single-PUT limit): a multipart
-        # upload would copy every 8 MB part into a buffer of its own. The signed fast path where it applies.
-        fast = s3put.for_storage(storage)
-        if fast is not None:
-            fast.put(bucket, _s3_key(storage, key), data, digest)
+    with _storage_errors(f"store {key}"):
+        if s3 is not None:
+            client, bucket = s3
+            # One PUT straight from the bytes we already hold (up to S3's 5 GB single-PUT limit): a multipart
+            # upload would copy every 8 MB part into a buffer of its own. The signed fast path where it applies.
+            fast = s3put.for_storage(storage)
+            if fast is not None:
+                fast.put(bucket, _s3_key(storage, key), data, digest)
+            else:
+                client.put_object(Bucket=bucket, Key=_s3_key(storage, key), Body=data)
         else:
-            client.put_object(Bucket=bucket, Key=_s3_key(storage, key), Body=data)
-    else:
-        _put_local(storage, key, [data])
+            _put_local(storage, key, [data])
     return Blob(key, digest, len(data))
 
 
@@ -154,13 +183,13 @@ def put_file(fileobj: BinaryIO, *, sha256: str | None = None) -> Blob:
     key = key_for(sha256)
     storage = _storage()
     s3 = _s3(storage)
-    if s3 is not None:
-        client, bucket = s3
-        client.upload_fileobj(_NoClose(fileobj), bucket, _s3_key(storage, key), Config=_transfer_config())
-        fileobj.seek(0)
-    else:
-        _put_local(storage, key, iter(lambda: fileobj.read(CHUNK), b""))
-        fileobj.seek(0)
+    with _storage_errors(f"store {key}"):
+        if s3 is not None:
+            client, bucket = s3
+            client.upload_fileobj(_NoClose(fileobj), bucket, _s3_key(storage, key), Config=_transfer_config())
+        else:
+            _put_local(storage, key, iter(lambda: fileobj.read(CHUNK), b""))
+    fileobj.seek(0)
     return Blob(key, sha256, size)
 
 
@@ -277,14 +306,25 @@ def open_blob(key: str) -> IO[bytes]:
 
 
 def read(key: str) -> bytes:
-    """The whole blob; for raw messages being (re)processed."""
+    """The whole blob; for raw messages being (re)processed. `Missing` when there is none under the key,
+    `StorageError` when the store cannot answer."""
+    from botocore.exceptions import ClientError
+
     storage = _storage()
     s3 = _s3(storage)
-    if s3 is not None:
-        client, bucket = s3
-        return client.get_object(Bucket=bucket, Key=_s3_key(storage, key))["Body"].read()
-    with storage.open(key, "rb") as f:
-        return f.read()
+    try:
+        with _storage_errors(f"read {key}"):
+            if s3 is not None:
+                client, bucket = s3
+                return client.get_object(Bucket=bucket, Key=_s3_key(storage, key))["Body"].read()
+            with storage.open(key, "rb") as f:
+                return f.read()
+    except StorageError as exc:
+        cause = exc.__cause__
+        code = cause.response.get("Error", {}).get("Code") if isinstance(cause, ClientError) else None
+        if isinstance(cause, FileNotFoundError) or code in ("NoSuchKey", "404"):
+            raise Missing(key) from cause
+        raise
 
 
 def iter_chunks(key: str, chunk_size: int = CHUNK) -> Iterator[bytes]:

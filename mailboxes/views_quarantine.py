@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from accounts.access import admin_required, tenant_reverse
 from mailboxes import blobs
 from mailboxes.models import InboundMessage, InboundStatus
-from tickets import intake
+from tickets import quarantine
 
 HEADER_BYTES = 64 * 1024
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -80,7 +80,11 @@ def reprocess(request: HttpRequest, inbound_id: int):
     if row.status != InboundStatus.QUARANTINED:
         messages.info(request, "This message is not in quarantine any more.")
         return redirect(tenant_reverse(request.tenant, "quarantine:detail", row.pk))
-    outcome = intake.reprocess(row)
+    try:
+        outcome = quarantine.reprocess(row)
+    except blobs.StorageError as exc:
+        messages.error(request, f"{exc.message} Nothing changed; try again in a minute.")
+        return redirect(tenant_reverse(request.tenant, "quarantine:detail", row.pk))
     if outcome.kind == "quarantined":
         messages.error(request, f"Still quarantined: {outcome.reason}")
         return redirect(tenant_reverse(request.tenant, "quarantine:detail", row.pk))
@@ -92,6 +96,6 @@ def reprocess(request: HttpRequest, inbound_id: int):
 @admin_required
 def discard(request: HttpRequest, inbound_id: int):
     row = get_inbound(request, inbound_id)
-    intake.discard(row)
+    quarantine.discard(row)
     messages.success(request, "Discarded. The raw message is kept in the ledger.")
     return redirect(tenant_reverse(request.tenant, "quarantine:list"))

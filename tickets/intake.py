@@ -19,24 +19,22 @@ Order of work, and why:
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from mailboxes import blobs
 from mailboxes.models import (
     InboundMessage,
     InboundStatus,
-    Mailbox,
 )
 from tickets import contacts, ledger, routing, threading
+from tickets.intake_run import Context, Outcome, Prepared, Trace
 from tickets.intake_writes import Writes, clean, record_bounce
-from tickets.lookups import Lookups
-from tickets.models import Message, Queue, Ticket
+from tickets.models import Message, Ticket
+from tickets.quarantine import quarantine
 
 log = logging.getLogger(__name__)
 
@@ -44,105 +42,12 @@ LARGE_MESSAGE = 4 * 1024 * 1024  # above this, big attachments are streamed past
 NEW_TICKET = "new-ticket"
 REPLY = "reply"
 AUTOMATIC = "automatic"
-QUARANTINED = "quarantined"
 DUPLICATE = "duplicate"
 UNIQUE_MESSAGE_ID = "tickets_message_unique_inbound_id"  # the constraint that makes a stored mail unique
 
 
 class Quarantine(Exception):
     """Raised inside processing for a message we keep but cannot turn into a ticket entry."""
-
-
-@dataclass
-class Trace:
-    """The processing trace shown to agents: steps with timings and notes."""
-
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    _t: float = field(default_factory=time.perf_counter)
-
-    def step(self, name: str, note: str = "") -> None:
-        now = time.perf_counter()
-        entry: dict[str, Any] = {"step": name, "ms": round((now - self._t) * 1000, 2)}
-        if note:
-            entry["note"] = note[:500]
-        self.steps.append(entry)
-        self._t = now
-
-    def include(self, seconds: float) -> None:
-        """Count work done earlier for this message into the next step (a parse that ran ahead)."""
-        self._t -= seconds
-
-    def restart(self) -> None:
-        """Start timing afresh (the wait between the two phases is not a step of this message)."""
-        self._t = time.perf_counter()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of an inbound message."""
-
-    kind: str  # new-ticket | reply | automatic | quarantined | duplicate
-    ticket_id: int | None = None
-    message_id: int | None = None
-    reason: str = ""
-    autoreply: str = ""  # why no auto-reply, or "queued"
-
-
-@dataclass
-class Context:
-    """Per-run helpers shared by many messages (one poll batch, one import): caches, the parallel uploader,
-    what a batch looked up together (`lookups`), and work deferred to the end of the batch (search index,
-    mailbox counters)."""
-
-    uploader: blobs.Uploader | None = None
-    defer: bool = False
-    own_addresses: dict[int, set[str]] = field(default_factory=dict)
-    to_reindex: dict[int, Ticket] = field(default_factory=dict)
-    imported: dict[int, int] = field(default_factory=dict)
-    domains: dict = field(default_factory=dict)  # (tenant id, domain) -> Customer | None, for one run
-    lookups: Lookups = field(default_factory=Lookups)
-    queues: dict[int, Queue | None] = field(default_factory=dict)  # routing settings, read once per run
-
-    def addresses_of(self, tenant_id: int) -> set[str]:
-        if tenant_id not in self.own_addresses:
-            rows = Mailbox.objects.filter(tenant_id=tenant_id).values_list("email", "reply_to")
-            self.own_addresses[tenant_id] = {a.lower() for row in rows for a in row if a}
-        return self.own_addresses[tenant_id]
-
-    def queue(self, queue_id: int | None) -> Queue | None:
-        if queue_id is None:
-            return None
-        if queue_id not in self.queues:
-            self.queues[queue_id] = Queue.objects.filter(pk=queue_id).first()
-        return self.queues[queue_id]
-
-    def flush(self) -> None:
-        """Run the deferred work: one reindex per touched ticket, one counter update per mailbox."""
-        tickets, self.to_reindex = list(self.to_reindex.values()), {}
-        if tickets:
-            _reindex(tickets)
-        counts, self.imported = self.imported, {}
-        for mailbox_id, n in counts.items():
-            Mailbox.objects.filter(pk=mailbox_id).update(messages_imported=F("messages_imported") + n)
-
-
-@dataclass
-class Prepared:
-    """A parsed, classified message whose attachments are on their way to storage: ready to commit."""
-
-    inbound: InboundMessage
-    trace: Trace
-    parsed: Any
-    auto_kind: str
-    bounce: Any
-    stored: list
-    html: str
-    text: str
-
-    @property
-    def digests(self) -> list[str]:
-        """The blobs that must be in storage before this message may be committed."""
-        return [blob.sha256 for _, blob in self.stored]
 
 
 # --- public entry points ------------------------------------------------------------------------------------
@@ -176,15 +81,18 @@ def prepare(
     trace = Trace()
     if inbound.status != InboundStatus.STORED:
         return Outcome(inbound.outcome or inbound.status, inbound.ticket_id)
+    if parsed is None and raw is None:
+        try:
+            raw = blobs.read(inbound.raw_key)
+        except blobs.Missing:
+            return quarantine(inbound, "the raw message is missing from storage", trace)
+        trace.step("load", f"{len(raw)} bytes from storage")
     try:
         from mailboxes import parsing
 
         if parsed is not None:
             trace.include(parse_seconds)
             return _prepare(inbound, parsed, trace, context, {})
-        if raw is None:
-            raw = blobs.read(inbound.raw_key)
-            trace.step("load", f"{len(raw)} bytes from storage")
         streamed: dict = {}
         if len(raw) > LARGE_MESSAGE:
             from mailboxes.inbound import stream_large_parts
@@ -197,6 +105,8 @@ def prepare(
         return _prepare(inbound, parsed, trace, context, streamed)
     except Quarantine as q:
         return quarantine(inbound, str(q), trace)
+    except blobs.StorageError:
+        raise  # the store, not the message: the poll fails, backs off and tries again
     except Exception as exc:  # a poison message must never stop the others
         log.exception("inbound %s failed", inbound.pk)
         return quarantine(inbound, f"processing failed: {type(exc).__name__}: {exc}", trace)
@@ -204,13 +114,20 @@ def prepare(
 
 def commit(prepared: Prepared, *, context: Context) -> Outcome:
     """Phase two: the one transaction that turns the prepared message into ticket data (attachments must
-    already be in storage). Never raises for a bad message."""
+    already be in storage). Never raises for a bad message; a database that fails (connection lost, lock or
+    statement timeout, deadlock) is not the message's fault: that raises, and the message stays stored for
+    the next poll instead of being quarantined."""
     try:
         with transaction.atomic():
             writes = Writes()
             written = _write(prepared, context, writes)
             writes.finish()
             ledger.claim(prepared.inbound, **written.claim)
+    except (OperationalError, InterfaceError) as exc:
+        context.lookups.forget()
+        if database_unavailable(exc):
+            raise
+        return _not_committed(prepared, exc)
     except Exception as exc:
         context.lookups.forget()  # the rollback may have undone what the batch's answers hold
         return _not_committed(prepared, exc)
@@ -245,6 +162,22 @@ def commit_many(group: list[Prepared], *, context: Context) -> list[Outcome]:
     return [done.outcome for done in written]
 
 
+# SQLSTATE classes of a database that failed, not of a statement it refused: connection exception, transaction
+# rollback (deadlock, serialization), insufficient resources, operator intervention (shutdown, query cancelled).
+_UNAVAILABLE_CLASSES = frozenset({"08", "40", "53", "57"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether the database failed (connection lost, shutting down, a deadlock, a lock or statement timeout)
+    rather than refused what this message asked (a limit, bad data): the first is retried, not quarantined."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.__cause__, "sqlstate", None)
+    return sqlstate is None or sqlstate[:2] in _UNAVAILABLE_CLASSES or sqlstate == "55P03"
+
+
 def _not_committed(prepared: Prepared, exc: Exception) -> Outcome:
     """What became of a message whose transaction rolled back."""
     inbound, trace = prepared.inbound, prepared.trace
@@ -268,51 +201,6 @@ def _not_committed(prepared: Prepared, exc: Exception) -> Outcome:
         return Outcome(DUPLICATE, reason=reason)
     log.error("inbound %s failed", inbound.pk, exc_info=exc)
     return quarantine(inbound, f"processing failed: {type(exc).__name__}: {exc}", trace)
-
-
-def quarantine(inbound: InboundMessage, reason: str, trace: Trace | None = None) -> Outcome:
-    """Keep the message out of tickets with a reason an admin can read; reprocessable later."""
-    trace = trace or Trace()
-    trace.step("quarantine", reason)
-    with transaction.atomic():
-        claimed = InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.STORED).update(
-            status=InboundStatus.QUARANTINED,
-            outcome=QUARANTINED,
-            quarantine_reason=reason[:2000],
-            trace=trace.steps,
-            attempts=F("attempts") + 1,
-            processed_at=timezone.now(),
-        )
-        if claimed and inbound.mailbox_id:
-            Mailbox.objects.filter(pk=inbound.mailbox_id).update(
-                messages_quarantined=F("messages_quarantined") + 1
-            )
-    if claimed:
-        inbound.status, inbound.outcome, inbound.quarantine_reason = (
-            InboundStatus.QUARANTINED,
-            QUARANTINED,
-            reason,
-        )
-    else:
-        inbound.refresh_from_db()
-    return Outcome(QUARANTINED, reason=reason)
-
-
-def reprocess(inbound: InboundMessage) -> Outcome:
-    """Run a quarantined (or stored) message through the pipeline again; idempotent."""
-    InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.QUARANTINED).update(
-        status=InboundStatus.STORED, quarantine_reason=""
-    )
-    inbound.refresh_from_db()
-    return receive(inbound)
-
-
-def discard(inbound: InboundMessage) -> None:
-    """An admin decided a quarantined message is junk: keep the ledger row (and raw) but mark it discarded."""
-    InboundMessage.objects.filter(pk=inbound.pk, status=InboundStatus.QUARANTINED).update(
-        status=InboundStatus.DISCARDED, outcome="discarded"
-    )
-    inbound.refresh_from_db()
 
 
 # --- the pipeline -------------------------------------------------------------------------------------------
@@ -544,17 +432,3 @@ def _send_autoreply(inbound_id: int, ticket_id: int, sender: str) -> None:
         autoreply.send(inbound_id, ticket_id, sender)
     except Exception:  # an auto-reply problem must not undo or block intake
         log.exception("auto-reply for inbound %s failed", inbound_id)
-
-
-def _reindex(tickets: list[Ticket]) -> None:
-    from tickets import search
-
-    try:
-        search.reindex_many(tickets)
-    except Exception:  # the mail is committed; a search index problem must not undo or block intake
-        log.exception("reindexing %d tickets together failed; one by one", len(tickets))
-        for ticket in tickets:
-            try:
-                search.reindex(ticket)
-            except Exception:
-                log.exception("reindexing ticket %s failed", ticket.pk)

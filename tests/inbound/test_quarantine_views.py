@@ -8,8 +8,8 @@ from django.test import Client
 from accounts.access import tenant_reverse
 from mailboxes import inbound
 from mailboxes.models import InboundMessage
-from tests.inbound.conftest import build_mail, make_mailbox
-from tickets import intake
+from tests.inbound.conftest import build_mail, make_mailbox, reset_storages, s3_storages
+from tickets import intake, quarantine
 from tickets.models import Ticket
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_reprocess_after_a_fix_creates_the_ticket_once(admin, tenant, s3_storage
     mailbox = make_mailbox(tenant)
     raw = build_mail(subject="Was broken")
     row = inbound.record_raw(raw, mailbox=mailbox)
-    intake.quarantine(row, "processing failed: simulated")
+    quarantine.quarantine(row, "processing failed: simulated")
     client = login(admin)
     client.post(tenant_reverse(tenant, "quarantine:reprocess", row.pk))
     client.post(tenant_reverse(tenant, "quarantine:reprocess", row.pk))
@@ -85,6 +85,20 @@ def test_agents_get_403_and_outsiders_404(agent, outsider, tenant, quarantined):
 def test_another_tenants_message_is_404_for_an_admin(admin, tenant, other_tenant, s3_storage):
     theirs = make_mailbox(other_tenant)
     row = inbound.record_raw(build_mail(), mailbox=theirs)
-    intake.quarantine(row, "test")
+    quarantine.quarantine(row, "test")
     response = login(admin).get(tenant_reverse(tenant, "quarantine:detail", row.pk))
     assert response.status_code == 404
+
+
+def test_reprocess_while_storage_is_out_of_reach_changes_nothing(
+    admin, tenant, quarantined, settings, s3_server
+):
+    settings.STORAGES = s3_storages(s3_server, "no-such-bucket-here")
+    reset_storages()
+
+    response = login(admin).post(tenant_reverse(tenant, "quarantine:reprocess", quarantined.pk), follow=True)
+
+    assert "The file storage could not read" in response.content.decode()
+    assert "Nothing changed" in response.content.decode()
+    quarantined.refresh_from_db()
+    assert quarantined.status == "quarantined" and "spam" in quarantined.quarantine_reason

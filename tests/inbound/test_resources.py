@@ -100,10 +100,10 @@ def test_poison_message_is_quarantined_or_kept_and_never_blocks_the_others(tenan
 
     # Reprocessing the quarantined one (the bug is fixed now) turns it into a ticket, once.
     call_command("poll_mailboxes", "--once", "--mailbox", str(mailbox.pk), stdout=io.StringIO())
-    from tickets import intake
+    from tickets import quarantine
 
-    assert intake.reprocess(crashed).kind == "new-ticket"
-    assert intake.reprocess(crashed).kind == "new-ticket"  # idempotent: the same outcome, no new ticket
+    assert quarantine.reprocess(crashed).kind == "new-ticket"
+    assert quarantine.reprocess(crashed).kind == "new-ticket"  # idempotent: the same outcome, no new ticket
     assert Ticket.objects.filter(mailbox=mailbox, title="Crash me").count() == 1
 
 
