@@ -14,12 +14,12 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
+from tests import corpus
 from tests.tickets import factories as f
 from tickets.models import MessageKind
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 
 
@@ -172,18 +172,6 @@ def test_hostile_mail_runs_nothing_and_loads_nothing_remote_until_show_images(
     screenshot(page, "hostile-images-shown")
 
 
-def _corpus_messages() -> list[Path]:
-    manifest = CORPUS / "MANIFEST.tsv"
-    if not manifest.exists():
-        return []
-    paths = []
-    for line in manifest.read_text().splitlines()[1:]:
-        cols = line.split("\t")
-        if len(cols) > 4 and {"html-script", "tracking-pixel"} & set(cols[4].split(",")):
-            paths.append(CORPUS / cols[0])
-    return paths
-
-
 def _html_of(path: Path) -> str:
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     part = message.get_body(preferencelist=("html",))
@@ -195,9 +183,10 @@ def _html_of(path: Path) -> str:
         return part.get_payload(decode=True).decode("latin-1")
 
 
-@pytest.mark.skipif(not _corpus_messages(), reason="the shared corpus is not on this machine")
 def test_corpus_mail_with_scripts_and_tracking_pixels_is_inert(sign_in, live_server, tenant, admin):
-    paths = _corpus_messages()
+    rows = corpus.tagged("html-script", "tracking-pixel")
+    corpus.require_corpus(rows[0]["path"] if rows else None)
+    paths = [corpus.CORPUS / row["path"] for row in rows]
     tickets = []
     for path in paths:
         html = _html_of(path)
