@@ -14,6 +14,7 @@ import time
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from mailboxes import blobs, poll_health, polling
 from mailboxes.models import Health, InboundMessage, Mailbox
@@ -117,7 +118,10 @@ def test_unreachable_mailbox_backs_off_and_does_not_delay_others(tenant, dovecot
     started = time.monotonic()
 
     def run():
-        call_command("poll_mailboxes", "--once", stdout=io.StringIO())
+        try:
+            call_command("poll_mailboxes", "--once", stdout=io.StringIO())
+        finally:
+            connections.close_all()  # this thread's own connection, or it outlives the test database
         done.set()
 
     worker = threading.Thread(target=run)
