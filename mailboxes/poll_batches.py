@@ -152,6 +152,7 @@ def _commit(batch: _Batch, client, mailbox: Mailbox, state: FolderState, context
             result.count(outcome.kind)
         prepared[start : start + COMMIT_GROUP] = [None] * len(group)  # let the group's bodies go
     batch.prepared = []
+    context.uploader.wait()  # all it holds is this batch's, done by now: let the finished uploads go
     context.flush()
     if batch.large:
         trim_memory()

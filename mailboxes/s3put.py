@@ -117,14 +117,6 @@ class FastPut:
             )
         return http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT_SECONDS)
 
-    def close(self) -> None:
-        """Close the idle connections (the next upload opens new ones)."""
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
-
 
 def _tls_context(verify) -> ssl.SSLContext:
     """As botocore verifies: off (False), against a CA bundle (a path), or against its default bundle."""

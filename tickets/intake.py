@@ -123,13 +123,10 @@ def commit(prepared: Prepared, *, context: Context) -> Outcome:
             written = _write(prepared, context, writes)
             writes.finish()
             ledger.claim(prepared.inbound, **written.claim)
-    except (OperationalError, InterfaceError) as exc:
-        context.lookups.forget()
-        if database_unavailable(exc):
-            raise
-        return _not_committed(prepared, exc)
     except Exception as exc:
         context.lookups.forget()  # the rollback may have undone what the batch's answers hold
+        if database_unavailable(exc):
+            raise
         return _not_committed(prepared, exc)
     _committed(prepared, written, context)
     return written.outcome

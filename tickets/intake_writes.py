@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import F
 
 from helpdesk import rows as bulk
 from mailboxes.models import OutboundEmail, OutboundStatus
@@ -39,30 +38,6 @@ from tickets.models import (
 def clean(text: str) -> str:
     """Text PostgreSQL can store: without NUL characters (a hostile mail may carry them anywhere)."""
     return text.replace("\x00", "") if text and "\x00" in text else (text or "")
-
-
-def reserve_numbers(tenant_id: int, count: int) -> list[int]:
-    """The tenant's next `count` ticket numbers in one statement (the counter row stays locked until commit)."""
-    table = TicketCounter._meta.db_table
-    if connection.vendor in ("postgresql", "sqlite"):
-        with connection.cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {table} (tenant_id, last_number) VALUES (%s, %s) "  # noqa: S608
-                f"ON CONFLICT (tenant_id) DO UPDATE SET last_number = {table}.last_number + %s "
-                "RETURNING last_number",
-                [tenant_id, 1000 + count, count],
-            )
-            last = cur.fetchone()[0]
-    else:
-        TicketCounter.objects.get_or_create(tenant_id=tenant_id)
-        TicketCounter.objects.filter(tenant_id=tenant_id).update(last_number=F("last_number") + count)
-        last = TicketCounter.objects.values_list("last_number", flat=True).get(tenant_id=tenant_id)
-    return list(range(last - count + 1, last + 1))
-
-
-def _release_numbers(tenant_id: int, count: int) -> None:
-    """Hand back the top `count` numbers of a reservation this transaction made (it still holds the row)."""
-    TicketCounter.objects.filter(tenant_id=tenant_id).update(last_number=F("last_number") - count)
 
 
 def _next_ids(model, count: int) -> list[int]:
@@ -109,7 +84,7 @@ class Writes:
     def read_tickets(self, tenant, ids) -> None:
         """Read these tickets of the tenant in one query (those the transaction's mail names) and keep them."""
         missing = [pk for pk in ids if pk not in self._tickets]
-        for ticket in Ticket.objects.filter(tenant=tenant, pk__in=missing):
+        for ticket in Ticket.objects.filter(tenant=tenant, pk__in=missing).defer("search_vector"):
             ticket.tenant = tenant  # the same object everywhere: no query for it later
             self.keep(ticket)
 
@@ -296,7 +271,7 @@ class Writes:
         self.flush()
         for tenant_id, unused in self._numbers.items():
             if unused:
-                _release_numbers(tenant_id, len(unused))
+                TicketCounter.give_back(tenant_id, len(unused))
         self._numbers = {}
 
     def _activity_statements(self) -> list[bulk.Statement]:
@@ -310,7 +285,7 @@ class Writes:
     def _number(self, tenant_id: int) -> int:
         numbers = self._numbers.setdefault(tenant_id, [])
         if not numbers:
-            numbers += reserve_numbers(tenant_id, max(1, self.capacity - self._used))
+            numbers += TicketCounter.reserve(tenant_id, max(1, self.capacity - self._used))
         return numbers.pop(0)
 
     def _next_id(self, model) -> int:

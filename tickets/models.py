@@ -5,7 +5,7 @@ import secrets
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -322,9 +322,32 @@ class TicketCounter(models.Model):
     @classmethod
     def next_number(cls, tenant: Tenant) -> int:
         """The next number; call inside the transaction that creates the ticket (the row stays locked)."""
-        cls.objects.get_or_create(tenant=tenant)
-        cls.objects.filter(tenant=tenant).update(last_number=F("last_number") + 1)
-        return cls.objects.values_list("last_number", flat=True).get(tenant=tenant)
+        return cls.reserve(tenant.pk, 1)[0]
+
+    @classmethod
+    def reserve(cls, tenant_id: int, count: int) -> list[int]:
+        """The tenant's next `count` numbers, in one statement where the database can (an upsert); call
+        inside the transaction that creates the tickets: the row stays locked until it commits."""
+        if connection.vendor in ("postgresql", "sqlite"):
+            table = cls._meta.db_table
+            with connection.cursor() as cur:
+                cur.execute(
+                    f"INSERT INTO {table} (tenant_id, last_number) VALUES (%s, %s) "  # noqa: S608
+                    f"ON CONFLICT (tenant_id) DO UPDATE SET last_number = {table}.last_number + %s "
+                    "RETURNING last_number",
+                    [tenant_id, 1000 + count, count],
+                )
+                last = cur.fetchone()[0]
+        else:
+            cls.objects.get_or_create(tenant_id=tenant_id)
+            cls.objects.filter(tenant_id=tenant_id).update(last_number=F("last_number") + count)
+            last = cls.objects.values_list("last_number", flat=True).get(tenant_id=tenant_id)
+        return list(range(last - count + 1, last + 1))
+
+    @classmethod
+    def give_back(cls, tenant_id: int, count: int) -> None:
+        """Return the top `count` numbers of a reservation the current transaction made and still holds."""
+        cls.objects.filter(tenant_id=tenant_id).update(last_number=F("last_number") - count)
 
 
 class Participant(models.Model):

@@ -153,7 +153,8 @@ def tickets_by_message_id(tenant: Tenant, ids: list[str], known: dict | None = N
 def _load(ticket_id: int, held: Held | None) -> Ticket:
     ticket = held.ticket(ticket_id) if held is not None else None
     if ticket is None:
-        ticket = Ticket.objects.select_related("tenant").get(pk=ticket_id)
+        # Not the search vector: it can be large, and threading never reads it.
+        ticket = Ticket.objects.select_related("tenant").defer("search_vector").get(pk=ticket_id)
         if held is not None:
             held.keep(ticket)
     return ticket
